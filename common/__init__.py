@@ -1,0 +1,10 @@
+"""Shared pieces of the 小土堆 PyTorch course companion, one job per module.
+
+- ``paths``: where the repository, datasets, logs and checkpoints live
+- ``cli``: the flags every script shares, and the ``error: ...`` wrapper
+- ``device``: ``--device auto/cpu/cuda/mps`` to a ``torch.device``
+- ``model``: ``GST``, the course's CIFAR-10 network, and the class names
+- ``writer``: one TensorBoard run per invocation under ``logs/<script>/<run-id>/``
+- ``data``: CIFAR-10 (real or fake), the embedded image sample, the in-memory loader
+- ``checkpoint``: atomic save and safe (``weights_only``) load
+"""

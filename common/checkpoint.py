@@ -1,0 +1,106 @@
+"""Checkpoints: atomic save of a plain dict, safe load, and one-line errors for bad files.
+
+A checkpoint is a dict of plain data — ``{"arch", "model", "optimizer", "epoch", "classes",
+"args"}`` with state_dicts and ``vars(args)`` — so ``torch.load(weights_only=True)`` reads it
+and no code from the file is ever run. The course's whole-model ``torch.save(model)`` files
+are pickles: loading one runs whatever the file says, so it needs ``trust_pickle=True``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from common.cli import UserError
+
+
+def save(obj: Any, path: Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+
+    A crash or Ctrl-C at any moment leaves either the old file or the complete new one
+    under ``path``, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: Path, *, map_location: str | torch.device = "cpu",
+         trust_pickle: bool = False) -> Any:
+    """Load ``path`` with ``weights_only=True``; every failure is one :class:`UserError` line.
+
+    ``trust_pickle=True`` (the scripts' ``--trust-pickle``) loads a whole pickled model, as the
+    course does — only for a file the user made themselves.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such checkpoint: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):       # a class in the pickle: code would run
+            raise UserError(
+                f"{path} holds a pickled Python object (a whole model saved with "
+                "torch.save(model)), and unpickling can run any code in it. Load the "
+                "state_dict format instead, or, if you made this file yourself, "
+                "re-run with --trust-pickle") from None
+        raise UserError(f"{path} is not a PyTorch checkpoint (cannot unpickle it)") from None
+    except (AttributeError, ModuleNotFoundError) as e:
+        if not trust_pickle:
+            raise UserError(f"{path} is not a PyTorch checkpoint ({e})") from None
+        # A trusted whole-model pickle whose class can't be found: lesson 22's trap.
+        raise UserError(f"{path} is a whole pickled model whose class cannot be found here "
+                        f"({e}); import or define that class first, or save a state_dict") from None
+    except Exception as e:
+        # A file that is not a checkpoint, or a truncated one, fails in many ways inside
+        # the unpickler or the zip reader (RuntimeError, EOFError, KeyError, struct.error...).
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not a PyTorch checkpoint, or it is truncated ({first})") from None
+
+
+def state_dict_of(obj: Any, path: Path) -> dict:
+    """The model state_dict inside a loaded checkpoint: ours (``obj["model"]``) or a bare one."""
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        return obj["model"]
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj               # the course's torch.save(model.state_dict(), ...)
+    if isinstance(obj, nn.Module):
+        return obj.state_dict()  # a trusted whole-model pickle
+    raise UserError(f"{path} is not a model checkpoint (no state_dict in it)")
+
+
+def load_weights(model: nn.Module, state_dict: dict, path: Path) -> nn.Module:
+    """``model.load_state_dict(state_dict)``, strict; a mismatch is one line naming the file."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        detail = detail.split(": ", 1)[-1][:200]
+        raise UserError(f"{path} is a checkpoint for a different architecture than "
+                        f"{type(model).__name__} ({detail})") from None
+    return model
+
+
+def newest(checkpoint_dir: Path, pattern: str = "*.pth") -> Path:
+    """The most recently written checkpoint in ``checkpoint_dir``."""
+    checkpoint_dir = Path(checkpoint_dir)
+    found = [p for p in checkpoint_dir.glob(pattern) if p.is_file()]
+    if not found:
+        raise UserError(f"no checkpoint ({pattern}) in {checkpoint_dir}: train one first "
+                        "(python scripts/p23_train.py) or pass --checkpoint PATH")
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))

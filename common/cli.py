@@ -1,0 +1,135 @@
+"""The flags every script shares, and the wrapper that turns a user error into one line.
+
+Each ``*_flags()`` returns a parent parser (``add_help=False``) to pass in ``parents=[...]``,
+so a flag has one spelling, one meaning and one default everywhere::
+
+    parser = argparse.ArgumentParser(description=__doc__, parents=[cli.device_flags()])
+
+``@cli.entrypoint`` on ``main(argv) -> int`` prints ``error: ...`` on stderr and returns a
+non-zero code for a :class:`UserError`, instead of a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+from typing import Callable
+
+from common import paths
+
+
+class UserError(Exception):
+    """Bad input from the user: a missing file, a wrong folder, an absent device...
+
+    The message is shown as one line, ``error: <message>``, and the script exits 1.
+    """
+
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap ``main(argv) -> int`` so a :class:`UserError` or Ctrl-C ends with one line."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    return wrapper
+
+
+def _parent() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(add_help=False)
+
+
+def device_flags() -> argparse.ArgumentParser:
+    p = _parent()
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where to compute; auto picks the accelerator if there is one (default: auto)")
+    return p
+
+
+def data_flags() -> argparse.ArgumentParser:
+    """Flags of the CIFAR-10 lessons."""
+    p = _parent()
+    p.add_argument("--data-root", type=Path, default=paths.DATASET_DIR,
+                   help="where datasets live; CIFAR-10 is downloaded here when missing "
+                        "(default: dataset/ in the repository)")
+    p.add_argument("--fake-data", action="store_true",
+                   help="use a small CIFAR-shaped synthetic set: no download, no network")
+    p.add_argument("--num-workers", type=int, default=0,
+                   help="DataLoader worker processes; 0 loads in the main process (default: 0)")
+    return p
+
+
+def image_folder_flags(default: Path | None = paths.SAMPLE_IMAGE_FOLDER) -> argparse.ArgumentParser:
+    """``--image-folder``: a folder with ``train/`` and ``val/``, one sub-folder per class."""
+    p = _parent()
+    shown = "none" if default is None else _show(default)
+    p.add_argument("--image-folder", type=Path, default=default,
+                   help="a folder holding train/ and val/, each with one sub-folder per class, "
+                        f"like the course's ants/bees data (default: {shown})")
+    return p
+
+
+def logdir_flags() -> argparse.ArgumentParser:
+    p = _parent()
+    p.add_argument("--logdir", type=Path, default=paths.LOGS_DIR,
+                   help="TensorBoard root; each run goes to <logdir>/<script>/<run-id>/ "
+                        "(default: logs/ in the repository)")
+    return p
+
+
+def checkpoint_flags() -> argparse.ArgumentParser:
+    p = _parent()
+    p.add_argument("--checkpoint-dir", type=Path, default=paths.CHECKPOINT_DIR,
+                   help="where checkpoints are written and looked for "
+                        "(default: checkpoints/ in the repository)")
+    return p
+
+
+def trust_flags() -> argparse.ArgumentParser:
+    p = _parent()
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading a whole pickled model (the course's torch.save(model)). "
+                        "Unpickling can run arbitrary code: only for files you made yourself")
+    return p
+
+
+def train_flags(*, batch_size: int = 64, epochs: int = 10, lr: float = 0.01,
+                seed: int | None = None) -> argparse.ArgumentParser:
+    """``--batch-size --epochs --lr --seed``; the course's values are the defaults."""
+    p = _parent()
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"images per batch (default: {batch_size})")
+    p.add_argument("--epochs", type=int, default=epochs,
+                   help=f"passes over the training data (default: {epochs})")
+    p.add_argument("--lr", type=float, default=lr,
+                   help=f"learning rate of SGD (default: {lr})")
+    p.add_argument("--seed", type=int, default=seed,
+                   help="random seed for repeatable runs (default: "
+                        f"{'none, a fresh run each time' if seed is None else seed})")
+    return p
+
+
+def parser(doc: str | None, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The script's parser: its docstring as the description, the shared flags as parents."""
+    return argparse.ArgumentParser(description=doc, parents=list(parents),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _show(path: Path) -> str:
+    """A default path as the user sees it: relative to the repository when inside it."""
+    try:
+        return str(path.relative_to(paths.REPO_ROOT)) + "/"
+    except ValueError:
+        return str(path)

@@ -1,0 +1,184 @@
+"""Data for the lessons: CIFAR-10 (real or synthetic), the embedded image folders, and
+the fast in-memory loader used for training.
+
+- :func:`cifar10` — torchvision's CIFAR-10 under ``--data-root``, downloaded (with a
+  progress bar) when missing; offline it raises one clear :class:`UserError`.
+- :class:`FakeCIFAR10` — a CIFAR-shaped synthetic set for ``--fake-data``: same type of
+  items (PIL image, int), same ``data``/``targets``/``classes`` attributes, and learnable
+  (each class has its own colour and stripe pattern), so training on it shows real progress.
+- :func:`image_folder` — ``<folder>/<split>/<class>/*.jpg`` as a torchvision ``ImageFolder``.
+- :class:`InMemoryLoader` — batches straight from one uint8 tensor on the training device:
+  no per-image PIL work, no worker processes, one host-to-device copy in all.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torchvision import transforms
+from torchvision.datasets import CIFAR10, ImageFolder, VisionDataset
+
+from common.cli import UserError
+from common.model import CIFAR10_CLASSES
+
+# Sizes of the synthetic train and test sets: small enough for a laptop CPU in seconds.
+FAKE_TRAIN_SIZE = 2000
+FAKE_TEST_SIZE = 500
+
+
+def cifar10(root: Path, train: bool, transform=None, *, download: bool = True) -> CIFAR10:
+    """torchvision's CIFAR-10 in ``root``; downloads it when missing (``download=True``).
+
+    The course calls ``CIFAR10(root, train, transform, download=True)``; this does the same,
+    but a failed download (offline) or a missing/corrupt copy becomes one line saying how
+    to proceed, and a half-downloaded archive is removed rather than left behind.
+    """
+    root = Path(root)
+    archive = root / CIFAR10.filename
+    try:
+        return CIFAR10(root=str(root), train=train, transform=transform, download=download)
+    except (OSError, RuntimeError) as e:   # URLError is an OSError; a bad md5 a RuntimeError
+        if archive.exists() and not torchvision.datasets.utils.check_integrity(
+                str(archive), CIFAR10.tgz_md5):
+            archive.unlink()             # never leave a half-written download behind
+        why = f"the download failed ({_reason(e)})" if download else "download is off"
+        raise UserError(
+            f"CIFAR-10 is not in {root} and {why}. Place {CIFAR10.filename} "
+            f"(from {CIFAR10.url}) in {root}, or run with --fake-data") from None
+
+
+def _reason(e: BaseException) -> str:
+    reason = getattr(e, "reason", None) or e
+    return str(reason).splitlines()[0] if str(reason) else type(e).__name__
+
+
+class FakeCIFAR10(CIFAR10):
+    """A CIFAR-10-shaped synthetic set: ``size`` 32x32 RGB images, 10 learnable classes.
+
+    It *is* a ``CIFAR10`` (same ``__getitem__``: PIL image through ``transform``), built in
+    memory from a seed instead of read from disk, so every lesson's code path is the real one.
+    """
+
+    def __init__(self, train: bool = True, size: int | None = None, transform=None,
+                 seed: int = 0):
+        VisionDataset.__init__(self, root=None, transform=transform)
+        self.train = train
+        size = size if size is not None else (FAKE_TRAIN_SIZE if train else FAKE_TEST_SIZE)
+        rng = np.random.default_rng(seed * 2 + (0 if train else 1))
+        targets = rng.integers(0, 10, size)
+        self.data = _class_images(targets, rng)          # uint8 [N, 32, 32, 3], as CIFAR10
+        self.targets = targets.tolist()
+        self.classes = list(CIFAR10_CLASSES)
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    def extra_repr(self) -> str:
+        return f"Split: {'Train' if self.train else 'Test'} (synthetic, --fake-data)"
+
+
+def _class_images(targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One image per target: the class's colour, modulated by its own stripes, plus noise."""
+    palette = np.array([[230, 60, 60], [60, 200, 60], [60, 90, 230], [230, 210, 50],
+                        [200, 60, 200], [50, 200, 210], [240, 140, 40], [140, 80, 40],
+                        [150, 150, 150], [250, 250, 250]], dtype=np.float32)
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32) / 32
+    k = np.arange(10, dtype=np.float32)[:, None, None]
+    angle, freq = k * math.pi / 10, 1 + k % 3
+    stripes = 0.5 + 0.5 * np.sin(2 * math.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)))
+    images = palette[targets][:, None, None, :] * (0.3 + 0.7 * stripes[targets][..., None])
+    images += rng.normal(0, 40, images.shape).astype(np.float32)
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def cifar10_or_fake(root: Path, train: bool, transform=None, *, fake: bool,
+                    seed: int = 0) -> CIFAR10:
+    """``--fake-data`` picks :class:`FakeCIFAR10`, otherwise the real set (downloaded if missing)."""
+    if fake:
+        return FakeCIFAR10(train=train, transform=transform, seed=seed)
+    return cifar10(root, train=train, transform=transform)
+
+
+def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:
+    """``<folder>/<split>/<class>/<image>``: torchvision's ImageFolder, label = folder name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"image folder not found: {folder}")
+    split_dir = folder / split
+    if not split_dir.is_dir():
+        raise UserError(f"{folder} has no {split}/ folder; expected {folder}/{split}/<class>/<image>")
+    try:
+        return ImageFolder(str(split_dir), transform=transform)
+    except FileNotFoundError as e:     # no class folders, or no images in them
+        raise UserError(f"{split_dir}: {e}") from None
+
+
+def image_folder_uint8(folder: Path, split: str, size: int = 32,
+                       classes: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """All images of ``<folder>/<split>`` resized to ``size`` x ``size``, as uint8 tensors.
+
+    Returns ``(images [N, 3, size, size] uint8, targets [N] int64, class names)``. With
+    ``classes`` given (the training split's), the split must have exactly those classes.
+    """
+    ds = image_folder(folder, split, transforms.Compose([
+        transforms.Resize((size, size)), transforms.PILToTensor()]))
+    if classes is not None and list(ds.classes) != list(classes):
+        raise UserError(f"{folder}/{split} has classes {ds.classes}, but train/ has {list(classes)}")
+    images = []
+    for i, (path, _) in enumerate(ds.samples):
+        try:
+            images.append(ds[i][0])
+        except OSError as e:             # PIL's UnidentifiedImageError is an OSError
+            raise UserError(f"cannot read image {path}: {_reason(e)}") from None
+    targets = torch.tensor(ds.targets, dtype=torch.int64)
+    return torch.stack(images), targets, list(ds.classes)
+
+
+def cifar_uint8(dataset: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
+    """A CIFAR10 (or FakeCIFAR10) as ``(images [N, 3, 32, 32] uint8, targets [N] int64)``."""
+    images = torch.from_numpy(np.ascontiguousarray(dataset.data)).permute(0, 3, 1, 2)
+    return images.contiguous(), torch.tensor(dataset.targets, dtype=torch.int64)
+
+
+class InMemoryLoader:
+    """Batches ``(imgs, targets)`` from uint8 images held in one tensor on ``device``.
+
+    It yields what ``DataLoader(dataset with ToTensor())`` yields — float images in [0, 1],
+    ``[B, 3, H, W]``, and int64 targets — but the whole set is copied to the device once and
+    each batch is one gather and one divide there, instead of 64 PIL images converted one by
+    one on the CPU. ``shuffle`` draws a new order each epoch (from ``generator`` when given).
+    """
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int, *,
+                 shuffle: bool = False, device: torch.device | str = "cpu",
+                 channels_last: bool = False, generator: torch.Generator | None = None):
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError("images must be a uint8 tensor [N, C, H, W]")
+        if len(images) != len(targets):
+            raise ValueError("images and targets differ in length")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.images = images.to(device).contiguous(memory_format=self.memory_format)
+        self.targets = targets.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.targets)
+        order = None
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.images.device)
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                imgs = self.images[start:start + self.batch_size]
+                targets = self.targets[start:start + self.batch_size]
+            else:
+                idx = order[start:start + self.batch_size]
+                imgs, targets = self.images[idx], self.targets[idx]
+            # uint8 -> float in [0, 1]: exactly what ToTensor does, done for the whole batch
+            imgs = imgs.float().div_(255).contiguous(memory_format=self.memory_format)
+            yield imgs, targets

@@ -1,0 +1,98 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from common import checkpoint
+from common.cli import UserError
+from common.model import GST
+
+
+def _ckpt(model):
+    return {"arch": "GST", "model": model.state_dict(), "epoch": 3, "classes": ["a", "b"],
+            "args": {"lr": 0.01, "device": "cpu"}}
+
+
+def test_save_then_load_roundtrip_with_weights_only(tmp_path):
+    gst = GST()
+    path = checkpoint.save(_ckpt(gst), tmp_path / "sub" / "gst_3.pth")
+    assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["gst_3.pth"]
+    loaded = checkpoint.load(path)
+    assert loaded["epoch"] == 3 and loaded["classes"] == ["a", "b"]
+    fresh = checkpoint.load_weights(GST(), checkpoint.state_dict_of(loaded, path), path)
+    for k, v in gst.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v)
+
+
+def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "gst_1.pth"
+    checkpoint.save({"epoch": 1}, path)
+    before = path.read_bytes()
+
+    def dies(obj, f, *a, **k):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save({"epoch": 2}, path)
+    assert path.read_bytes() == before              # the old file is intact
+    assert os.listdir(tmp_path) == ["gst_1.pth"]   # and no temp file is left
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match=r"^no such checkpoint: .*nope\.pth$"):
+        checkpoint.load(tmp_path / "nope.pth")
+
+
+def test_not_a_checkpoint(tmp_path):
+    p = tmp_path / "notes.pth"
+    p.write_text("hello, this is text")
+    with pytest.raises(UserError, match=r"is not a PyTorch checkpoint"):
+        checkpoint.load(p)
+
+
+def test_truncated_checkpoint(tmp_path):
+    p = checkpoint.save(_ckpt(GST()), tmp_path / "gst.pth")
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(UserError, match=r"is not a PyTorch checkpoint, or it is truncated"):
+        checkpoint.load(p)
+
+
+def test_whole_model_pickle_refused_unless_trusted(tmp_path):
+    p = tmp_path / "whole.pth"
+    torch.save(nn.Linear(2, 3), p)
+    with pytest.raises(UserError) as e:
+        checkpoint.load(p)
+    assert "unpickling can run any code" in str(e.value) and "--trust-pickle" in str(e.value)
+    model = checkpoint.load(p, trust_pickle=True)
+    assert isinstance(model, nn.Linear) and model.out_features == 3
+    assert checkpoint.state_dict_of(model, p)["weight"].shape == (3, 2)
+
+
+def test_bare_state_dict_is_accepted(tmp_path):
+    gst = GST()
+    p = tmp_path / "method2.pth"
+    torch.save(gst.state_dict(), p)
+    sd = checkpoint.state_dict_of(checkpoint.load(p), p)
+    assert torch.equal(sd["model.0.weight"], gst.state_dict()["model.0.weight"])
+
+
+def test_different_architecture(tmp_path):
+    p = checkpoint.save({"model": nn.Linear(4, 2).state_dict()}, tmp_path / "lin.pth")
+    with pytest.raises(UserError) as e:
+        checkpoint.load_weights(GST(), checkpoint.state_dict_of(checkpoint.load(p), p), p)
+    assert str(e.value).startswith(f"{p} is a checkpoint for a different architecture than GST")
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="no state_dict in it"):
+        checkpoint.state_dict_of([1, 2, 3], p)
+
+
+def test_newest(tmp_path):
+    with pytest.raises(UserError, match=r"no checkpoint \(\*\.pth\) in"):
+        checkpoint.newest(tmp_path)
+    for i, name in enumerate(["gst_1.pth", "gst_2.pth", "gst_10.pth"]):
+        checkpoint.save({"epoch": i}, tmp_path / name)
+        os.utime(tmp_path / name, ns=(10**18 + i, 10**18 + i))
+    assert checkpoint.newest(tmp_path).name == "gst_10.pth"

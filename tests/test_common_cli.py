@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from common import cli, paths
+
+
+def test_shared_flags_have_one_spelling_and_the_course_defaults():
+    p = cli.parser("doc", cli.device_flags(), cli.data_flags(), cli.logdir_flags(),
+                   cli.checkpoint_flags(), cli.train_flags())
+    args = p.parse_args([])
+    assert args.device == "auto"
+    assert args.data_root == paths.REPO_ROOT / "dataset"
+    assert args.logdir == paths.REPO_ROOT / "logs"
+    assert args.checkpoint_dir == paths.REPO_ROOT / "checkpoints"
+    assert (args.batch_size, args.epochs, args.lr, args.seed) == (64, 10, 0.01, None)
+    assert args.fake_data is False and args.num_workers == 0
+
+
+def test_defaults_resolve_against_the_repository_not_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = cli.parser(None, cli.logdir_flags()).parse_args([])
+    assert args.logdir.is_absolute()
+    assert args.logdir == Path(__file__).resolve().parent.parent / "logs"
+
+
+def test_train_defaults_can_be_overridden_per_script():
+    args = cli.parser(None, cli.train_flags(epochs=3, lr=0.1)).parse_args(["--seed", "7"])
+    assert (args.epochs, args.lr, args.seed) == (3, 0.1, 7)
+
+
+def test_help_names_every_default(capsys):
+    p = cli.parser("doc", cli.device_flags(), cli.data_flags(), cli.train_flags())
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ["--device", "--data-root", "--fake-data", "--num-workers",
+                 "--batch-size", "--epochs", "--lr", "--seed"]:
+        assert flag in out
+    assert "(default: 64)" in out and "(default: 0.01)" in out and "(default: auto)" in out
+
+
+def test_entrypoint_error_and_interrupt(capsys):
+    @cli.entrypoint
+    def fails(argv=None):
+        raise cli.UserError("no such file: x.png")
+
+    @cli.entrypoint
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    assert fails([]) == 1
+    assert capsys.readouterr().err == "error: no such file: x.png\n"
+    assert interrupted([]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_entrypoint_lets_bugs_raise():
+    @cli.entrypoint
+    def buggy(argv=None):
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        buggy([])

@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from common import data
+from common.cli import UserError
+from common.model import CIFAR10_CLASSES
+
+
+def test_fake_cifar_is_shaped_like_cifar():
+    ds = data.FakeCIFAR10(train=False, transform=transforms.ToTensor())
+    assert len(ds) == data.FAKE_TEST_SIZE
+    assert len(data.FakeCIFAR10(train=True)) == data.FAKE_TRAIN_SIZE
+    img, target = ds[0]
+    assert img.shape == (3, 32, 32) and img.dtype == torch.float32
+    assert 0.0 <= img.min() and img.max() <= 1.0
+    assert isinstance(target, int) and 0 <= target < 10
+    assert ds.classes == list(CIFAR10_CLASSES)
+    assert ds.data.shape == (data.FAKE_TEST_SIZE, 32, 32, 3) and ds.data.dtype == np.uint8
+    assert isinstance(data.FakeCIFAR10(train=False)[0][0], Image.Image)   # as CIFAR10 gives
+
+
+def test_fake_cifar_is_repeatable_and_train_differs_from_test():
+    a, b = data.FakeCIFAR10(train=True, size=50), data.FakeCIFAR10(train=True, size=50)
+    assert np.array_equal(a.data, b.data) and a.targets == b.targets
+    assert not np.array_equal(a.data, data.FakeCIFAR10(train=False, size=50).data)
+
+
+def test_fake_cifar_classes_are_separable():
+    """Nearest class-mean on the training set classifies the test set far above chance."""
+    train, test = data.FakeCIFAR10(train=True), data.FakeCIFAR10(train=False)
+    x = train.data.reshape(len(train), -1).astype(np.float32)
+    t = np.array(train.targets)
+    means = np.stack([x[t == k].mean(0) for k in range(10)])
+    xt = test.data.reshape(len(test), -1).astype(np.float32)
+    pred = ((xt[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    assert (pred == np.array(test.targets)).mean() > 0.8
+
+
+def test_real_cifar_path_reads_torchvision_format(real_cifar):
+    ds = data.cifar10(real_cifar, train=True, transform=transforms.ToTensor())
+    assert len(ds) == 50 and ds.classes == list(CIFAR10_CLASSES)
+    assert ds[0][0].shape == (3, 32, 32)
+    assert len(data.cifar10(real_cifar, train=False)) == 20
+
+
+def test_offline_without_files_is_one_clear_line(tmp_path, offline):
+    with pytest.raises(UserError) as e:
+        data.cifar10(tmp_path, train=False)
+    msg = str(e.value)
+    assert msg.startswith(f"CIFAR-10 is not in {tmp_path} and the download failed")
+    assert "Temporary failure in name resolution" in msg
+    assert "cifar-10-python.tar.gz" in msg and "--fake-data" in msg
+    assert "\n" not in msg
+    assert not (tmp_path / "cifar-10-python.tar.gz").exists()
+
+
+def test_half_downloaded_archive_is_removed(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as utils
+
+    def partial(url, filename, chunk_size=0):
+        with open(filename, "wb") as f:
+            f.write(b"only the first bytes")
+        raise ConnectionResetError("connection reset")
+
+    monkeypatch.setattr(utils, "_urlretrieve", partial)
+    monkeypatch.setattr(utils, "_get_redirect_url", lambda url, max_hops=3: url)
+    with pytest.raises(UserError, match="download failed"):
+        data.cifar10(tmp_path, train=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cifar10_or_fake_never_touches_disk_for_fake(tmp_path):
+    ds = data.cifar10_or_fake(tmp_path / "nowhere", train=True, fake=True)
+    assert isinstance(ds, data.FakeCIFAR10)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def _make_folder(root, classes=("ants", "bees"), n=3, size=(40, 30), mode="RGB"):
+    for split in ("train", "val"):
+        for k, c in enumerate(classes):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.new(mode, size, color=(200 * k, 50, 30 * i) if mode == "RGB" else 128).save(d / f"{i}.png")
+    return root
+
+
+def test_image_folder_uint8_resizes_and_labels_by_folder(tmp_path):
+    root = _make_folder(tmp_path / "imgs")
+    images, targets, classes = data.image_folder_uint8(root, "train")
+    assert images.shape == (6, 3, 32, 32) and images.dtype == torch.uint8
+    assert targets.tolist() == [0, 0, 0, 1, 1, 1] and classes == ["ants", "bees"]
+    # the bees images are red (200) in the first channel, the ants black
+    assert images[3:, 0].float().mean() == pytest.approx(200, abs=1)
+    assert images[:3, 0].float().mean() == pytest.approx(0, abs=1)
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(UserError, match=r"^image folder not found: "):
+        data.image_folder(tmp_path / "missing", "train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"has no train/ folder"):
+        data.image_folder(tmp_path / "empty", "train")
+    (tmp_path / "empty" / "train").mkdir()
+    with pytest.raises(UserError, match=r"Couldn't find any class folder"):
+        data.image_folder(tmp_path / "empty", "train")
+
+
+def test_image_folder_corrupt_image_and_class_mismatch(tmp_path):
+    root = _make_folder(tmp_path / "imgs")
+    bad = root / "train" / "bees" / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(UserError, match=r"^cannot read image .*broken\.jpg"):
+        data.image_folder_uint8(root, "train")
+    with pytest.raises(UserError, match=r"has classes \['ants', 'bees'\], but train/ has"):
+        data.image_folder_uint8(root, "val", classes=["ants", "bees", "wasps"])
+
+
+def test_in_memory_loader_matches_dataloader_with_totensor():
+    ds = data.FakeCIFAR10(train=False, size=130, transform=transforms.ToTensor())
+    images, targets = data.cifar_uint8(ds)
+    fast = list(data.InMemoryLoader(images, targets, batch_size=64))
+    slow = list(DataLoader(ds, batch_size=64))
+    assert len(fast) == len(slow) == 3
+    for (fi, ft), (si, st) in zip(fast, slow):
+        assert fi.shape == si.shape and fi.dtype == si.dtype == torch.float32
+        assert torch.equal(ft, st)
+        assert torch.allclose(fi, si, atol=1e-6)
+
+
+def test_in_memory_loader_shuffles_repeatably_and_covers_every_image():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2).contiguous()
+    targets = torch.arange(10)
+
+    def epoch(seed):
+        g = torch.Generator().manual_seed(seed)
+        loader = data.InMemoryLoader(images, targets, 4, shuffle=True, generator=g,
+                                     channels_last=True)
+        batches = list(loader)
+        assert [len(t) for _, t in batches] == [4, 4, 2]
+        for imgs, t in batches:   # images stay paired with their targets
+            assert torch.equal((imgs[:, 0, 0, 0] * 255).round().long(), t)
+            assert imgs.is_contiguous(memory_format=torch.channels_last)
+        return torch.cat([t for _, t in batches]).tolist()
+
+    order = epoch(1)
+    assert sorted(order) == list(range(10)) and order != list(range(10))
+    assert epoch(1) == order and epoch(2) != order
