@@ -38,12 +38,15 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True) -
     """
     root = Path(root)
     archive = root / CIFAR10.filename
+    root_existed = root.exists()
     try:
         return CIFAR10(root=str(root), train=train, transform=transform, download=download)
     except (OSError, RuntimeError) as e:   # URLError is an OSError; a bad md5 a RuntimeError
         if archive.exists() and not torchvision.datasets.utils.check_integrity(
                 str(archive), CIFAR10.tgz_md5):
             archive.unlink()             # never leave a half-written download behind
+        if not root_existed and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()                 # nor an empty folder the failed attempt created
         why = f"the download failed ({_reason(e)})" if download else "download is off"
         raise UserError(
             f"CIFAR-10 is not in {root} and {why}. Place {CIFAR10.filename} "

@@ -56,6 +56,9 @@ def test_offline_without_files_is_one_clear_line(tmp_path, offline):
     assert "cifar-10-python.tar.gz" in msg and "--fake-data" in msg
     assert "\n" not in msg
     assert not (tmp_path / "cifar-10-python.tar.gz").exists()
+    with pytest.raises(UserError):
+        data.cifar10(tmp_path / "new", train=False)
+    assert not (tmp_path / "new").exists()   # no empty folder left behind
 
 
 def test_half_downloaded_archive_is_removed(tmp_path, monkeypatch):
