@@ -105,19 +105,34 @@ def trust_flags() -> argparse.ArgumentParser:
     return p
 
 
-def train_flags(*, batch_size: int = 64, epochs: int = 10, lr: float = 0.01,
+def seed_flags(default: int | None = None) -> argparse.ArgumentParser:
+    p = _parent()
+    _add_seed(p, default)
+    return p
+
+
+def _add_seed(p: argparse.ArgumentParser, default: int | None) -> None:
+    p.add_argument("--seed", type=int, default=default,
+                   help="random seed for repeatable runs (default: "
+                        f"{'none, a fresh run each time' if default is None else default})")
+
+
+def train_flags(*, batch_size: int = 64, epochs: int | None = 10, lr: float | None = 0.01,
                 seed: int | None = None) -> argparse.ArgumentParser:
-    """``--batch-size --epochs --lr --seed``; the course's values are the defaults."""
+    """``--batch-size --epochs --lr --seed``; the course's values are the defaults.
+
+    A lesson that has no use for ``--epochs`` or ``--lr`` passes ``None`` to leave it out.
+    """
     p = _parent()
     p.add_argument("--batch-size", type=int, default=batch_size,
                    help=f"images per batch (default: {batch_size})")
-    p.add_argument("--epochs", type=int, default=epochs,
-                   help=f"passes over the training data (default: {epochs})")
-    p.add_argument("--lr", type=float, default=lr,
-                   help=f"learning rate of SGD (default: {lr})")
-    p.add_argument("--seed", type=int, default=seed,
-                   help="random seed for repeatable runs (default: "
-                        f"{'none, a fresh run each time' if seed is None else seed})")
+    if epochs is not None:
+        p.add_argument("--epochs", type=int, default=epochs,
+                       help=f"passes over the training data (default: {epochs})")
+    if lr is not None:
+        p.add_argument("--lr", type=float, default=lr,
+                       help=f"learning rate of SGD (default: {lr})")
+    _add_seed(p, seed)
     return p
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
+from PIL import Image
+from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, ImageFolder, VisionDataset
 
@@ -101,6 +103,29 @@ def cifar10_or_fake(root: Path, train: bool, transform=None, *, fake: bool,
     if fake:
         return FakeCIFAR10(train=train, transform=transform, seed=seed)
     return cifar10(root, train=train, transform=transform)
+
+
+def cifar10_test_loader(args, batch_size: int = 64, *, drop_last: bool = False) -> DataLoader:
+    """The CIFAR-10 test set (``--data-root``/``--fake-data``) as ToTensor images, in order,
+    in batches: the data of the layer lessons 14-20."""
+    test_set = cifar10_or_fake(args.data_root, train=False, transform=transforms.ToTensor(),
+                               fake=args.fake_data)
+    return DataLoader(test_set, batch_size=batch_size, drop_last=drop_last,
+                      num_workers=args.num_workers)
+
+
+def open_image(path: Path) -> Image.Image:
+    """``Image.open`` + ``load`` (reads the pixels, closes the file); a bad path is one
+    :class:`UserError` line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img
+    except OSError as e:          # PIL's UnidentifiedImageError is an OSError
+        raise UserError(f"cannot read image {path}: {_reason(e)}") from None
 
 
 def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:

@@ -3,6 +3,7 @@ and build CIFAR-10 on disk in torchvision's real format (tiny, made here, offlin
 from __future__ import annotations
 
 import importlib.util
+import io
 import pickle
 import sys
 import urllib.error
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +58,15 @@ def image_tags(run_dir: Path) -> set[str]:
 
 def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in events(run_dir).Scalars(tag)]
+
+
+def decoded(source, tag: str) -> dict[int, np.ndarray]:
+    """``{step: HWC uint8 array}`` of an image tag, decoded from the event file's PNGs.
+
+    ``source`` is a run folder or an already loaded :class:`EventAccumulator`."""
+    acc = source if isinstance(source, EventAccumulator) else events(source)
+    return {e.step: np.asarray(Image.open(io.BytesIO(e.encoded_image_string)))
+            for e in acc.Images(tag)}
 
 
 def write_cifar10(root: Path, n_train: int = 50, n_test: int = 20, seed: int = 0) -> Path:

@@ -1,0 +1,77 @@
+"""P08 Transforms的使用 — Transforms: ToTensor
+
+``torchvision.transforms`` is a toolbox: each tool (a class such as ``ToTensor`` or
+``Resize``) is made once, then called on a picture: picture -> tool -> result. The lesson's
+two questions:
+
+1. how to use a transform: ``tensor_trans = transforms.ToTensor()``, then
+   ``tensor_img = tensor_trans(img)``;
+2. why a tensor: it is what networks take, a ``torch.Tensor`` of shape [C, H, W] with
+   values scaled to 0..1, which carries what training needs (device, gradients...).
+
+Then OpenCV: ``cv2.imread`` gives a numpy ``ndarray`` [H, W, C] of 0..255, in BGR order.
+
+Look at: the printed types and shapes (PIL -> Tensor [3, H, W] float; cv2 -> ndarray
+[H, W, 3] uint8), the top-left pixel in RGB vs BGR, and in TensorBoard IMAGES ->
+``Tensor_img``.
+
+    python scripts/p08_transforms.py
+    tensorboard --logdir logs
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+from torchvision import transforms
+
+from common import cli, writer as tb
+from common.cli import UserError
+from common.data import open_image
+
+SCRIPT = Path(__file__).stem
+
+
+def get_args_parser():
+    parser = cli.parser(__doc__, cli.image_folder_flags(), cli.logdir_flags())
+    parser.add_argument("--image", default="train/ants/0013035.jpg",
+                        help="the picture, relative to --image-folder (or an absolute path) "
+                             "(default: train/ants/0013035.jpg, the course's ant)")
+    return parser
+
+
+@cli.entrypoint
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    img_path = args.image_folder / args.image       # an absolute --image replaces the folder
+    img = open_image(img_path)
+    print(img)
+
+    # 1. transforms 该如何使用 / how to use a transform: make the tool, then call it
+    tensor_trans = transforms.ToTensor()
+    tensor_img = tensor_trans(img)
+    print(type(tensor_img))
+    print(tensor_img.shape, tensor_img.dtype)
+    print(f"values {tensor_img.min().item():.4f} .. {tensor_img.max().item():.4f} "
+          "(ToTensor divides 0..255 by 255)")
+
+    # 2. OpenCV: cv2.imread gives a numpy.ndarray
+    cv_img = cv2.imread(str(img_path))
+    if cv_img is None:            # cv2.imread returns None instead of raising
+        raise UserError(f"cv2.imread cannot read {img_path}")
+    print(type(cv_img))
+    print(cv_img.shape, cv_img.dtype)
+    # OpenCV stores channels as B, G, R; PIL and ToTensor use R, G, B.
+    # (cv2.cvtColor(cv_img, cv2.COLOR_BGR2RGB) gives RGB before ToTensor.)
+    rgb = list(img.convert("RGB").getpixel((0, 0)))
+    print("top-left pixel, PIL RGB:", rgb, " cv2 BGR:", cv_img[0, 0].tolist())
+
+    # 3. 写进 TensorBoard / into TensorBoard: a [C, H, W] tensor is add_image's default format
+    writer = tb.make_writer(args.logdir, SCRIPT)
+    writer.add_image("Tensor_img", tensor_img)
+    writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""P10 torchvision中的数据集使用 — torchvision datasets: CIFAR-10 with a transform
+
+torchvision ships ready-made datasets. CIFAR10(root, train, transform, download) gives the
+training split (50000 images) or the test split (10000), each item an (image, target) pair;
+transform=ToTensor() turns every PIL image into a [3, 32, 32] float tensor as it is read.
+
+What to look at:
+  - the printed sizes of train_set and test_set;
+  - test_set[0]: its image shape and its target. The target is a number, an index into
+    test_set.classes: test_set.classes[target] is the class name (cat for the real set);
+  - TensorBoard, tag "test_set": the first 10 test images, steps 0-9.
+
+Example:
+  python scripts/p10_dataset_transform.py                 # downloads CIFAR-10 into dataset/ if missing
+  python scripts/p10_dataset_transform.py --fake-data     # offline, synthetic CIFAR-shaped images
+  tensorboard --logdir logs
+"""
+from __future__ import annotations
+
+from torchvision import transforms
+
+from common import cli
+from common.data import cifar10_or_fake
+from common.writer import make_writer
+
+SCRIPT = "p10_dataset_transform"
+
+
+def get_args_parser():
+    # No --device: nothing is computed here, images are only read and logged.
+    return cli.parser(__doc__, cli.data_flags(), cli.logdir_flags())
+
+
+@cli.entrypoint
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+
+    # 1. 准备数据集 / prepare the datasets, with a transform applied to every image
+    dataset_transform = transforms.Compose([
+        transforms.ToTensor(),
+    ])
+    # train_set and test_set come from the same download; train= picks the split.
+    # The course calls torchvision.datasets.CIFAR10(root='./dataset', ..., download=True);
+    # cifar10_or_fake does that under --data-root (or builds the synthetic set for --fake-data).
+    train_set = cifar10_or_fake(args.data_root, train=True, transform=dataset_transform,
+                                fake=args.fake_data)
+    test_set = cifar10_or_fake(args.data_root, train=False, transform=dataset_transform,
+                               fake=args.fake_data)
+
+    # 2. 查看数据集 / look inside: sizes, one item, the class names
+    print(len(train_set))
+    print(len(test_set))
+    img, target = test_set[0]          # __getitem__ returns (image, target)
+    print(img.shape)                   # the transformed image: a tensor [3, 32, 32]
+    print(target)                      # an index into test_set.classes, not a name
+    print(test_set.classes)
+    print(test_set.classes[target])    # the class of the first test image
+
+    # 3. 写入TensorBoard / the first 10 test images, one step each
+    writer = make_writer(args.logdir, SCRIPT)
+    for i in range(10):
+        img, target = test_set[i]
+        writer.add_image("test_set", img, i)
+    writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

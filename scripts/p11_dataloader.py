@@ -1,0 +1,73 @@
+"""P11 Dataloader的使用 — DataLoader: batches from a dataset
+
+A Dataset hands out one (img, target) at a time; a DataLoader deals them out in batches:
+batch_size images stacked into one tensor [batch_size, 3, 32, 32] and their targets into
+one tensor [batch_size]. shuffle=True deals the cards in a new order every epoch;
+drop_last=False keeps the last, smaller batch when the set doesn't divide evenly.
+
+What to look at:
+  - the first test image's shape and target (an index into test_data.classes) and its class;
+  - TensorBoard, tags "Epoch: 0" and "Epoch: 1": one grid of batch_size images per step.
+    Step 0 of the two epochs shows different images: shuffle=True reshuffles each epoch.
+    With --seed the shuffling repeats from run to run.
+
+Example:
+  python scripts/p11_dataloader.py --fake-data --seed 0
+  python scripts/p11_dataloader.py --batch-size 64    # bigger grids: 64 images per step
+  tensorboard --logdir logs
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from common import cli
+from common.data import cifar10_or_fake
+from common.writer import make_writer
+
+SCRIPT = "p11_dataloader"
+
+
+def get_args_parser():
+    # No --device: a DataLoader only reads and stacks images; no --lr: nothing is trained.
+    return cli.parser(__doc__, cli.data_flags(), cli.logdir_flags(),
+                      cli.train_flags(batch_size=10, epochs=2, lr=None))
+
+
+@cli.entrypoint
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+
+    # 1. 准备测试数据集 / prepare the test set
+    test_data = cifar10_or_fake(args.data_root, train=False, transform=transforms.ToTensor(),
+                                fake=args.fake_data)
+
+    # 2. 加载数据 / the DataLoader; num_workers=0 loads in the main process
+    # --seed: the shuffled order comes from this generator, so a run can be repeated.
+    generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+    test_loader = DataLoader(dataset=test_data, batch_size=args.batch_size, shuffle=True,
+                             num_workers=args.num_workers, drop_last=False, generator=generator)
+
+    # 3. 测试数据集中第一张图片及target / the first test image and its target
+    img, target = test_data[0]
+    print(img.shape)
+    print(target)                       # an index: the label itself is test_data.classes[target]
+    print(test_data.classes[target])
+
+    # 4. 每个epoch按batch写入TensorBoard / every batch of every epoch into TensorBoard
+    writer = make_writer(args.logdir, SCRIPT)
+    for epoch in range(args.epochs):
+        step = 0
+        for data in test_loader:
+            imgs, targets = data        # imgs [batch_size, 3, 32, 32], targets [batch_size]
+            # print(imgs.shape)
+            # print(targets)
+            writer.add_images("Epoch: {}".format(epoch), imgs, step)   # add_images: a batch
+            step += 1
+    writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+import shutil
+
+import pytest
+from PIL import Image
+from torch.utils.data import ConcatDataset
+
+from common import paths
+from conftest import load_script
+
+p06 = load_script("p06_dataset")
+
+
+def copy_samples(tmp_path, n_ants=None, n_bees=None):
+    """Copies of both sample layouts in tmp_path, optionally with fewer images per class."""
+    image_folder = tmp_path / "hymenoptera"
+    practice = tmp_path / "practice"
+    shutil.copytree(paths.SAMPLE_IMAGE_FOLDER, image_folder)
+    shutil.copytree(paths.SAMPLE_PRACTICE_FOLDER, practice,
+                    ignore=shutil.ignore_patterns("*_label"))
+    for n, folders in ((n_ants, ("train/ants", "train/ants_image")),
+                       (n_bees, ("train/bees", "train/bees_image"))):
+        if n is None:
+            continue
+        for root, sub in ((image_folder, folders[0]), (practice, folders[1])):
+            for extra in sorted((root / sub).iterdir())[n:]:
+                extra.unlink()
+    return image_folder, practice
+
+
+def run(image_folder, practice, capsys):
+    rc = p06.main(["--image-folder", str(image_folder), "--practice-folder", str(practice)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        p06.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:") and "--image-folder" in out and "--practice-folder" in out
+
+
+def test_mydata_is_a_dataset_labelled_by_its_folder():
+    root_dir = str(paths.SAMPLE_IMAGE_FOLDER / "train")
+    ants_dataset = p06.MyData(root_dir, "ants")
+    bees_dataset = p06.MyData(root_dir, "bees")
+    on_disk = sorted(p.name for p in (paths.SAMPLE_IMAGE_FOLDER / "train/ants").iterdir())
+    assert len(ants_dataset) == len(on_disk) == 10
+    img, label = ants_dataset[0]
+    assert isinstance(img, Image.Image) and label == "ants"
+    assert img.filename.endswith("0013035.jpg") and img.size == (200, 150)
+    train_dataset = ants_dataset + bees_dataset
+    assert isinstance(train_dataset, ConcatDataset)
+    assert len(train_dataset) == len(ants_dataset) + len(bees_dataset) == 20
+    assert train_dataset[9][1] == "ants" and train_dataset[10][1] == "bees"
+
+
+def test_both_layouts_from_a_copy(tmp_path, capsys):
+    image_folder, practice = copy_samples(tmp_path, n_ants=4, n_bees=3)
+    rc, out, err = run(image_folder, practice, capsys)
+    assert rc == 0 and err == ""
+    ants = sorted(p.name for p in (image_folder / "train/ants").iterdir())
+    bees = sorted(p.name for p in (image_folder / "train/bees").iterdir())
+    assert (len(ants), len(bees)) == (4, 3)
+
+    # first layout: lengths from the files on disk, the bees after the ants
+    assert "img_path_list[0]: 0013035.jpg\n" in out
+    assert f"ants_dataset[0]: {ants[0]}  size=(200, 150)  mode=RGB  label='ants'\n" in out
+    assert out.count("len(ants_dataset): 4\n") == 2          # both layouts
+    assert out.count("len(bees_dataset): 3\n") == 2
+    assert "len(train_dataset): 7 (ConcatDataset)\n" in out
+    assert f"train_dataset[4]: {bees[0]}  size=(200, 150)  mode=RGB  label='bees'\n" in out
+
+    # second layout: the course's label files, <label>_label/<name>.txt holding the label
+    for cls in ("ants", "bees"):
+        images = sorted(p.name for p in (practice / "train" / f"{cls}_image").iterdir())
+        labels = practice / "train" / f"{cls}_label"
+        assert sorted(p.name for p in labels.iterdir()) == sorted(
+            name[:-len(".jpg")] + ".txt" for name in images)
+        assert all(p.read_text() == cls for p in labels.iterdir())
+        assert f"wrote {len(images)} label files to {labels}\n" in out
+    assert "len(train_dataset): 7\n" in out
+    assert f"train_dataset[0]: {ants[0]}  size=(200, 150)  mode=RGB  label='ants'\n" in out
+
+    # the pairs read back: each image with the content of its own .txt file
+    root_dir = str(practice / "train")
+    ds = p06.MyLabelData(root_dir, "bees_image", "bees_label")
+    (practice / "train/bees_label" / (bees[1][:-4] + ".txt")).write_text("not a bee")
+    assert [ds[i][1] for i in range(len(ds))] == ["bees", "not a bee", "bees"]
+    assert ds[0][0].filename.endswith(bees[0])
+
+
+def test_rerun_rewrites_the_same_label_files(tmp_path, capsys):
+    image_folder, practice = copy_samples(tmp_path)
+    assert run(image_folder, practice, capsys)[0] == 0
+    first = sorted((practice / "train/ants_label").iterdir())
+    assert len(first) == 10
+    rc, out, _ = run(image_folder, practice, capsys)
+    assert rc == 0 and sorted((practice / "train/ants_label").iterdir()) == first
+    assert "len(train_dataset): 20 (ConcatDataset)\n" in out
+
+
+def test_missing_image_folder_is_one_line(tmp_path, capsys):
+    _, practice = copy_samples(tmp_path)
+    rc, out, err = run(tmp_path / "nope", practice, capsys)
+    assert rc == 1
+    assert err == f"error: image folder not found: {tmp_path / 'nope'}\n"
+    assert not (practice / "train/ants_label").exists()       # nothing written
+
+
+def test_missing_class_folder_is_one_line(tmp_path, capsys):
+    image_folder, practice = copy_samples(tmp_path)
+    shutil.rmtree(image_folder / "train/bees")
+    rc, out, err = run(image_folder, practice, capsys)
+    assert (rc, out) == (1, "")
+    assert err == f"error: class folder not found: {image_folder / 'train/bees'}\n"
+
+
+def test_missing_practice_images_write_nothing(tmp_path, capsys):
+    image_folder, practice = copy_samples(tmp_path)
+    shutil.rmtree(practice / "train/bees_image")
+    rc, out, err = run(image_folder, practice, capsys)
+    assert (rc, out) == (1, "")
+    assert err == f"error: practice image folder not found: {practice / 'train/bees_image'}\n"
+    assert not (practice / "train/ants_label").exists()
+    rc, _, err = run(image_folder, tmp_path / "missing", capsys)
+    assert rc == 1 and err == f"error: practice folder not found: {tmp_path / 'missing'}\n"
+
+
+def test_unreadable_image_is_one_line(tmp_path, capsys):
+    image_folder, practice = copy_samples(tmp_path)
+    bad = image_folder / "train/ants/0000000.jpg"      # sorts first: ants_dataset[0]
+    bad.write_text("not a picture")
+    rc, out, err = run(image_folder, practice, capsys)
+    assert rc == 1
+    assert err.startswith(f"error: cannot read image {bad}: ") and err.count("\n") == 1

@@ -1,0 +1,64 @@
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import paths
+from conftest import events, image_tags, load_script, only_run
+
+p08 = load_script("p08_transforms")
+ANT = paths.SAMPLE_IMAGE_FOLDER / "train/ants/0013035.jpg"
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        p08.main(["--help"])
+    assert e.value.code == 0
+    assert "--image" in capsys.readouterr().out
+
+
+def test_totensor_and_cv2(tmp_path, capsys):
+    assert p08.main(["--logdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    # PIL -> ToTensor -> float tensor [C, H, W]; cv2.imread -> uint8 ndarray [H, W, C]
+    assert "<class 'torch.Tensor'>" in lines
+    assert "torch.Size([3, 150, 200]) torch.float32" in lines
+    assert "<class 'numpy.ndarray'>" in lines
+    assert "(150, 200, 3) uint8" in lines
+    rgb = np.array(Image.open(ANT))
+    assert f"values 0.0000 .. {rgb.max() / 255:.4f} (ToTensor divides 0..255 by 255)" in lines
+    # OpenCV's channel order is B, G, R: the same pixel, reversed
+    bgr = cv2.imread(str(ANT))[0, 0]
+    assert f"top-left pixel, PIL RGB: {rgb[0, 0].tolist()}  cv2 BGR: {bgr.tolist()}" in lines
+    assert np.abs(bgr[::-1].astype(int) - rgb[0, 0]).max() <= 2     # two JPEG decoders
+
+    run = only_run(tmp_path, "p08_transforms")
+    assert image_tags(run) == {"Tensor_img"}
+    (event,) = events(run).Images("Tensor_img")
+    assert (event.step, event.width, event.height) == (0, 200, 150)
+    shown = np.array(Image.open(io.BytesIO(event.encoded_image_string)))
+    assert np.abs(shown.astype(int) - rgb).max() <= 1      # x/255*255, truncated to uint8
+
+
+def test_other_image_by_absolute_path(tmp_path, capsys):
+    png = tmp_path / "grey.png"
+    Image.new("L", (40, 30), 128).save(png)
+    assert p08.main(["--image", str(png), "--logdir", str(tmp_path / "logs")]) == 0
+    out = capsys.readouterr().out
+    assert "torch.Size([1, 30, 40]) torch.float32" in out      # one channel in, one out
+    assert "(30, 40, 3) uint8" in out                          # cv2.imread gives 3 (BGR)
+
+
+def test_bad_image_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "missing.jpg"
+    assert p08.main(["--image", str(missing), "--logdir", str(tmp_path / "logs")]) == 1
+    assert capsys.readouterr().err == f"error: image not found: {missing}\n"
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a picture")
+    assert p08.main(["--image", str(bad), "--logdir", str(tmp_path / "logs")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot read image {bad}: ") and err.count("\n") == 1
+    assert not (tmp_path / "logs").exists()
