@@ -19,6 +19,10 @@ from torch import nn
 from common.cli import UserError
 
 
+class PickleRefused(UserError):
+    """A whole pickled model, refused because ``trust_pickle`` is False."""
+
+
 def save(obj: Any, path: Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place.
 
@@ -29,6 +33,7 @@ def save(obj: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes it 0600; a saved file follows the umask
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -38,6 +43,12 @@ def save(obj: Any, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load(path: Path, *, map_location: str | torch.device = "cpu",
@@ -54,7 +65,7 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
         return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
         if "Unsupported global" in str(e):       # a class in the pickle: code would run
-            raise UserError(
+            raise PickleRefused(
                 f"{path} holds a pickled Python object (a whole model saved with "
                 "torch.save(model)), and unpickling can run any code in it. Load the "
                 "state_dict format instead, or, if you made this file yourself, "
@@ -68,9 +79,11 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
                         f"({e}); import or define that class first, or save a state_dict") from None
     except Exception as e:
         # A file that is not a checkpoint, or a truncated one, fails in many ways inside
-        # the unpickler or the zip reader (RuntimeError, EOFError, KeyError, struct.error...).
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"{path} is not a PyTorch checkpoint, or it is truncated ({first})") from None
+        # the unpickler or the zip reader (RuntimeError, EOFError, KeyError, struct.error...);
+        # only the zip reader's own words (a RuntimeError) say something to a user.
+        first = str(e).splitlines()[0] if isinstance(e, RuntimeError) and str(e) else ""
+        raise UserError(f"{path} is not a PyTorch checkpoint, or it is truncated"
+                        + (f" ({first})" if first else "")) from None
 
 
 def state_dict_of(obj: Any, path: Path) -> dict:

@@ -1,8 +1,25 @@
-"""GST: the course's CIFAR-10 network (lessons 18 and 23), defined here once."""
+"""GST: the course's CIFAR-10 network (lessons 18 and 23), defined here once; and
+torchvision's classification models by name (lessons 21-22), built without weights."""
+import torchvision
 from torch import nn
+
+from common.cli import UserError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
+
+
+def check_arch(arch: str) -> None:
+    """``arch`` must name a torchvision classification model (vgg16, squeezenet1_1, ...)."""
+    if arch not in torchvision.models.list_models(module=torchvision.models):
+        raise UserError(f"unknown --arch '{arch}': not a torchvision classification model "
+                        "(e.g. vgg16, squeezenet1_1; all: torchvision.models.list_models())")
+
+
+def torchvision_model(arch: str) -> nn.Module:
+    """``torchvision.models.<arch>(weights=None)``: random weights, nothing downloaded."""
+    check_arch(arch)
+    return torchvision.models.get_model(arch, weights=None)
 
 
 class GST(nn.Module):

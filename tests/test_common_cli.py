@@ -56,6 +56,16 @@ def test_entrypoint_error_and_interrupt(capsys):
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_entrypoint_stops_quietly_on_a_closed_pipe(capsys):
+    @cli.entrypoint
+    def piped(argv=None):
+        print("first line")
+        raise BrokenPipeError
+
+    assert piped([]) == 1
+    assert capsys.readouterr().err == ""
+
+
 def test_entrypoint_lets_bugs_raise():
     @cli.entrypoint
     def buggy(argv=None):

@@ -1,0 +1,59 @@
+"""p20_optim: SGD (lr 0.01) on CIFAR-10 test batches; the running loss falls every epoch."""
+import re
+
+import pytest
+
+from conftest import load_script
+
+from common import data
+
+SCRIPT = "p20_optim"
+
+
+@pytest.fixture(scope="module")
+def p20():
+    return load_script(SCRIPT)
+
+
+@pytest.fixture
+def small_fake(monkeypatch):
+    """--fake-data with 128 test images (2 batches of 64) to keep the test quick on a CPU."""
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 128)
+
+
+def running_losses(out):
+    return [float(m) for m in re.findall(r"^epoch \d+/\d+  running_loss (\S+)$", out, re.M)]
+
+
+def test_help_shows_the_course_defaults(p20, capsys):
+    with pytest.raises(SystemExit) as e:
+        p20.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: 20)" in out and "(default: 0.01)" in out and "(default: 64)" in out
+    assert "--print-steps" in out
+
+
+def test_running_loss_falls_every_epoch_and_is_repeatable(p20, small_fake, capsys):
+    argv = ["--fake-data", "--device", "cpu", "--epochs", "3", "--seed", "0", "--print-steps"]
+    assert p20.main(argv) == 0
+    out = capsys.readouterr().out
+    losses = running_losses(out)
+    assert len(losses) == 3
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    # --print-steps: the course's print(result_loss), 2 steps per epoch
+    steps = re.findall(r"^tensor\((\S+), grad_fn=<NllLossBackward0>\)$", out, re.M)
+    assert len(steps) == 6
+    # running_loss is a plain number (the fix: .item()), the sum of the epoch's step losses
+    for epoch in range(3):
+        assert losses[epoch] == pytest.approx(sum(float(s) for s in steps[2 * epoch:2 * epoch + 2]),
+                                              abs=2e-3)
+    argv[argv.index("--epochs") + 1] = "1"          # --seed: the same first epoch again
+    assert p20.main(argv) == 0
+    assert running_losses(capsys.readouterr().out) == losses[:1]
+
+
+def test_offline_without_cifar_is_one_error_line(p20, tmp_path, offline, capsys):
+    assert p20.main(["--data-root", str(tmp_path), "--device", "cpu", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: CIFAR-10 is not in ") and err.count("\n") == 1
