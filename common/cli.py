@@ -67,16 +67,17 @@ def device_flags() -> argparse.ArgumentParser:
     return p
 
 
-def data_flags() -> argparse.ArgumentParser:
-    """Flags of the CIFAR-10 lessons."""
+def data_flags(*, num_workers: bool = True) -> argparse.ArgumentParser:
+    """Flags of the CIFAR-10 lessons (``num_workers=False`` for a script without a DataLoader)."""
     p = _parent()
     p.add_argument("--data-root", type=Path, default=paths.DATASET_DIR,
                    help="where datasets live; CIFAR-10 is downloaded here when missing "
                         "(default: dataset/ in the repository)")
     p.add_argument("--fake-data", action="store_true",
                    help="use a small CIFAR-shaped synthetic set: no download, no network")
-    p.add_argument("--num-workers", type=int, default=0,
-                   help="DataLoader worker processes; 0 loads in the main process (default: 0)")
+    if num_workers:
+        p.add_argument("--num-workers", type=int, default=0,
+                       help="DataLoader worker processes; 0 loads in the main process (default: 0)")
     return p
 
 

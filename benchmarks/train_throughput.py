@@ -1,0 +1,163 @@
+"""Training throughput: the course's loop (lesson 23) against p23_train.py's, same data, same device.
+
+Both train GST with CrossEntropyLoss and SGD (lr 0.01), batches of 64, on the same
+CIFAR-sized synthetic images (common.data.FakeCIFAR10, 32x32 RGB), and print the
+loss every 100 steps as the course does (into a buffer, not the terminal):
+
+  course  torchvision dataset with ToTensor() + DataLoader(batch_size=64): every image
+          goes through PIL and ToTensor one by one; each batch is copied with .to(device).
+  p23     p23_train.train() itself (the script is imported, so this measures the real
+          thing): the set is one uint8 tensor on the device (common.data.InMemoryLoader),
+          shuffled, one gather + divide per batch, channels_last where p23 uses it.
+
+Each measurement is one epoch over --images images, after a warm-up of a few batches
+that is not timed (first-call costs: kernel selection, allocator, caches); building the
+dataset and the one host-to-device copy of p23's tensor are not timed either. The two
+loops alternate --repeats times; the medians and their ratio are printed.
+
+  python benchmarks/train_throughput.py --device cpu --images 10000 --repeats 5
+  python benchmarks/train_throughput.py --device cuda --images 50000 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import io
+import itertools
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from common import data
+from common.cli import UserError
+from common.device import get_device, synchronize
+from common.model import GST
+
+REPO = Path(__file__).resolve().parent.parent
+WARMUP_BATCHES = 20
+
+
+def load_p23():
+    """scripts/p23_train.py as a module (importing it runs nothing)."""
+    spec = importlib.util.spec_from_file_location("p23_train", REPO / "scripts" / "p23_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def course_setup(dataset, device):
+    """Lesson 23's training loop as the notes write it; ``loop(batches=None)`` runs one epoch."""
+    train_dataloader = DataLoader(dataset, batch_size=64)
+    gst = GST().to(device)
+    loss_fn = nn.CrossEntropyLoss().to(device)
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+
+    def loop(batches=None):
+        total_train_step = 0
+        for data_ in itertools.islice(train_dataloader, batches):
+            imgs, targets = data_
+            imgs = imgs.to(device)
+            targets = targets.to(device)
+            outputs = gst(imgs)
+            loss = loss_fn(outputs, targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_train_step += 1
+            if total_train_step % 100 == 0:
+                print("训练次数：{}, Loss: {}".format(total_train_step, loss.item()))
+    return loop
+
+
+def p23_setup(p23, images, targets, device, channels_last=None):
+    """p23's loop: its model, the in-memory loader, and p23_train.train() itself.
+
+    ``channels_last=None`` takes p23's own choice (``make_model``); False forces NCHW.
+    """
+    generator = torch.Generator().manual_seed(0)
+    if channels_last is None:
+        channels_last = p23.use_channels_last(device)
+        gst = p23.make_model(10, device)
+    else:
+        gst = GST().to(device, memory_format=torch.channels_last if channels_last
+                       else torch.contiguous_format)
+    train_dataloader = data.InMemoryLoader(images, targets, 64, shuffle=True, device=device,
+                                           channels_last=channels_last, generator=generator)
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+    return lambda batches=None: p23.train(gst, itertools.islice(train_dataloader, batches),
+                                          loss_fn, optimizer)
+
+
+def timed(device, fn) -> float:
+    """Seconds ``fn()`` takes, with the device's queued work included; output discarded."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="where to train (default: auto, the accelerator if there is one)")
+    parser.add_argument("--images", type=int, default=10000,
+                        help="images per timed epoch (default: 10000)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed epochs of each loop; medians are reported (default: 3)")
+    parser.add_argument("--nchw", action="store_true",
+                        help="also time p23's loop with the default NCHW memory format "
+                             "(to see what channels_last brings)")
+    args = parser.parse_args(argv)
+    try:
+        device = get_device(args.device)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+    p23 = load_p23()
+    dataset = data.FakeCIFAR10(train=True, size=args.images, transform=transforms.ToTensor())
+    images, targets = data.cifar_uint8(dataset)
+    n = len(dataset)
+    cl = p23.use_channels_last(device)
+    loops = {"course": course_setup(dataset, device), "p23": p23_setup(p23, images, targets, device)}
+    if args.nchw and cl:
+        loops["p23 NCHW"] = p23_setup(p23, images, targets, device, channels_last=False)
+
+    gpu = f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""
+    print(f"device: {device}{gpu}; {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"{n} images per epoch, {args.repeats} repeats; p23 channels_last: {cl}")
+    for loop in loops.values():
+        timed(device, functools.partial(loop, WARMUP_BATCHES))
+    runs = {name: [] for name in loops}
+    for r in range(args.repeats):
+        for name, loop in loops.items():
+            runs[name].append(n / timed(device, loop))
+        print(f"  repeat {r + 1}: " + ", ".join(f"{name} {v[-1]:,.0f}" for name, v in runs.items())
+              + " images/s", flush=True)
+
+    medians = {name: statistics.median(v) for name, v in runs.items()}
+    for name, m in medians.items():
+        print(f"{name:>9}: {m:,.0f} images/s (median)")
+    print(f"p23 / course: {medians['p23'] / medians['course']:.2f}x")
+    if "p23 NCHW" in medians:
+        print(f"channels_last / NCHW: {medians['p23'] / medians['p23 NCHW']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""P24 利用GPU训练 — Training on a GPU: .cuda() and .to(device)
+
+Lesson 24 runs lesson 23's training on a GPU. Three things must live on the GPU: the
+network (网络模型), the data — inputs and targets (数据：输入，标注) — and the loss function
+(损失函数). The lesson shows two ways to move them:
+
+  1. --method cuda: call .cuda() on each (gst = gst.cuda(), imgs = imgs.cuda(), ...).
+     NVIDIA GPUs only.
+  2. --method to-device (default): device = torch.device("cuda") once, then .to(device)
+     on each. The same code runs on cpu, cuda or mps: only --device changes.
+
+The model and the loss function move once; the data is copied to the GPU batch after
+batch (其实只有数据要重新复制 / only the data has to be copied again each time).
+
+What to look at: the elapsed time printed every 100 steps (as in the video) and the time
+per epoch — run it with --device cpu and then on your GPU and compare. TensorBoard:
+logs/p24_train_gpu/<run-id>/ with train_loss, test_loss and test_accuracy, as in lesson 23.
+This script keeps the course's data path (DataLoader + ToTensor, image by image) so the
+per-batch copies are visible; p23_train.py is the faster, complete job (checkpoints, resume).
+
+Examples:
+  python scripts/p24_train_gpu.py --method cuda --fake-data --epochs 2
+  python scripts/p24_train_gpu.py --method to-device --device mps --fake-data --epochs 2
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils.data import DataLoader
+
+from common import cli
+from common.data import cifar10_or_fake
+from common.device import available_devices, get_device, synchronize
+from common.model import GST
+from common.writer import make_writer
+
+SCRIPT = "p24_train_gpu"
+
+
+def get_args_parser():
+    parser = cli.parser(__doc__, cli.device_flags(), cli.data_flags(), cli.logdir_flags(),
+                        cli.train_flags())
+    parser.add_argument("--method", choices=["cuda", "to-device"], default="to-device",
+                        help="how to move model, loss and data to the GPU: 'cuda' calls .cuda() "
+                             "(the lesson's first way, NVIDIA only); 'to-device' calls "
+                             ".to(device) with --device (the second way) (default: to-device)")
+    return parser
+
+
+@cli.entrypoint
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.batch_size < 1 or args.epochs < 1 or args.lr < 0:
+        raise cli.UserError("--batch-size and --epochs must be 1 or more, --lr 0 or more")
+
+    # 0. 定义训练的设备 / the device to train on
+    if args.method == "cuda":
+        # The video guards each .cuda() with `if torch.cuda.is_available():`, silently
+        # training on the CPU without a GPU; here asking for the GPU without one is an error.
+        if not torch.cuda.is_available():
+            raise cli.UserError("--method cuda needs an NVIDIA GPU (torch.cuda.is_available() is "
+                                f"False); available: {', '.join(available_devices())}. "
+                                "Use --method to-device --device auto")
+        if args.device not in ("auto", "cuda"):
+            raise cli.UserError(f"--method cuda always trains on the NVIDIA GPU; for --device "
+                                f"{args.device} use --method to-device")
+        device = torch.device("cuda")
+    else:
+        # The video: device = torch.device("cuda" if torch.cuda.is_available() else "cpu");
+        # --device auto does the same for any accelerator (cuda, mps, ...).
+        device = get_device(args.device)
+    print(f"method: {args.method}, device: {device}")
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+
+    # 1. 准备数据集 / prepare the dataset (the course's way: ToTensor, image by image)
+    train_data = cifar10_or_fake(args.data_root, train=True,
+                                 transform=torchvision.transforms.ToTensor(), fake=args.fake_data)
+    test_data = cifar10_or_fake(args.data_root, train=False,
+                                transform=torchvision.transforms.ToTensor(), fake=args.fake_data)
+    train_data_size = len(train_data)
+    test_data_size = len(test_data)
+    print("训练数据集的长度为：{}".format(train_data_size))
+    print("测试数据集的长度为：{}".format(test_data_size))
+
+    # 2. 利用DataLoader来加载数据集 / load it with DataLoader
+    train_dataloader = DataLoader(train_data, batch_size=args.batch_size, num_workers=args.num_workers)
+    test_dataloader = DataLoader(test_data, batch_size=args.batch_size, num_workers=args.num_workers)
+
+    # 3. 创建网络模型 / create the model, and move it (once)
+    gst = GST()
+    if args.method == "cuda":
+        gst = gst.cuda()
+    else:
+        gst = gst.to(device)
+
+    # 4. 损失函数 / the loss function, moved too (it holds no tensors, but the lesson moves it)
+    loss_fn = nn.CrossEntropyLoss()
+    if args.method == "cuda":
+        loss_fn = loss_fn.cuda()
+    else:
+        loss_fn = loss_fn.to(device)
+
+    # 5. 优化器 / the optimizer (created after the model moved, so it holds the GPU parameters)
+    learning_rate = args.lr
+    optimizer = torch.optim.SGD(gst.parameters(), lr=learning_rate)
+
+    # 6. 设置训练网络的一些参数 / training counters
+    total_train_step = 0
+    total_test_step = 0
+    epoch = args.epochs
+
+    # 7. 添加tensorboard / TensorBoard
+    writer = make_writer(args.logdir, SCRIPT)
+    start_time = time.time()
+    try:
+        for i in range(epoch):
+            print("-------第 {} 轮训练开始-------".format(i + 1))
+            epoch_start = time.time()
+
+            # 训练步骤开始 / training
+            gst.train()
+            for data in train_dataloader:
+                imgs, targets = data
+                # 其实只有数据要重新复制 / each batch is copied to the GPU
+                if args.method == "cuda":
+                    imgs = imgs.cuda()
+                    targets = targets.cuda()
+                else:
+                    imgs = imgs.to(device)
+                    targets = targets.to(device)
+                outputs = gst(imgs)
+                loss = loss_fn(outputs, targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+                total_train_step += 1
+                if total_train_step % 100 == 0:
+                    end_time = time.time()
+                    print("用时 / elapsed: {:.2f}s".format(end_time - start_time))
+                    print("训练次数：{}, Loss: {}".format(total_train_step, loss.item()))
+                    writer.add_scalar("train_loss", loss.item(), total_train_step)
+            synchronize(device)   # GPU work is queued: wait for it before reading the clock
+            print("第 {} 轮训练用时 / epoch time: {:.2f}s".format(i + 1, time.time() - epoch_start))
+
+            # 测试步骤开始 / testing
+            gst.eval()
+            total_test_loss = 0
+            total_accuracy = 0
+            with torch.no_grad():
+                for data in test_dataloader:
+                    imgs, targets = data
+                    if args.method == "cuda":
+                        imgs = imgs.cuda()
+                        targets = targets.cuda()
+                    else:
+                        imgs = imgs.to(device)
+                        targets = targets.to(device)
+                    outputs = gst(imgs)
+                    loss = loss_fn(outputs, targets)
+                    total_test_loss = total_test_loss + loss.item()
+                    accuracy = (outputs.argmax(1) == targets).sum()
+                    total_accuracy = total_accuracy + accuracy.item()
+            print("整体测试集上的Loss: {}".format(total_test_loss))
+            print("整体测试集上的正确率: {}".format(total_accuracy / test_data_size))
+            # The course passed total_test_loss twice to add_scalar (step, then walltime).
+            writer.add_scalar("test_loss", total_test_loss, total_test_step)
+            writer.add_scalar("test_accuracy", total_accuracy / test_data_size, total_test_step)
+            total_test_step += 1
+    finally:
+        writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

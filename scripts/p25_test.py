@@ -1,0 +1,133 @@
+"""P25 完整的模型验证套路 — The full inference recipe: a trained model on your own images
+
+Lesson 25 takes the network trained in lesson 23 and gives it a new picture: open the
+image, convert it to RGB, resize it to 32x32, ToTensor, add the batch dimension
+(reshape to [1, 3, 32, 32]), model.eval(), and under torch.no_grad() read the output's argmax.
+
+What to look at: for each image, its original mode and size, then the top-k classes with
+their probabilities (softmax of the output). A PNG with transparency (RGBA), a grayscale
+(L) or palette (P) image is converted to RGB first, as the course does with
+image.convert('RGB'). An image that is missing or unreadable gets one "error: ..." line,
+the others are still predicted, and the exit status is 1.
+
+The checkpoint is the newest .pth in --checkpoint-dir unless --checkpoint names one: the
+plain dict p23_train.py writes (its class names are used), or a bare state_dict. A course-style
+whole-model file (torch.save(model)) is a pickle that can run code when loaded: it is
+refused unless you pass --trust-pickle for a file you made yourself.
+
+Examples:
+  python scripts/p23_train.py --fake-data --epochs 2      # makes checkpoints/gst_1.pth
+  python scripts/p25_test.py dog.png airplane.jpg
+  python scripts/p25_test.py dog.png --checkpoint checkpoints/gst_9.pth --topk 5 --device mps
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+from common import checkpoint, cli
+from common.device import get_device
+# GST is imported by name so that a course-style whole-model pickle made by a script that
+# defined GST itself (pickled as __main__.GST) can find its class here (lesson 22's trap).
+from common.model import CIFAR10_CLASSES, GST
+
+SCRIPT = "p25_test"
+
+
+def get_args_parser():
+    parser = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(), cli.trust_flags())
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                        help="PNG or JPEG files to classify (any mode: RGB, RGBA, L, P...)")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
+                        help="the checkpoint to load (default: the newest .pth in --checkpoint-dir)")
+    parser.add_argument("--topk", type=int, default=3, metavar="K",
+                        help="how many of the most likely classes to print per image (default: 3)")
+    return parser
+
+
+def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str]]:
+    """GST with the checkpoint's weights (on the CPU), and its class names."""
+    obj = checkpoint.load(path, map_location="cpu", trust_pickle=trust_pickle)
+    if isinstance(obj, dict) and obj.get("arch", "GST") != "GST":
+        raise cli.UserError(f"{path} holds a {obj['arch']} model, not GST")
+    state_dict = checkpoint.state_dict_of(obj, path)
+    last = state_dict.get("model.8.weight")
+    if not isinstance(last, torch.Tensor) or last.dim() != 2:
+        raise cli.UserError(f"{path} is not a GST checkpoint (no model.8.weight in its state_dict)")
+    num_classes = last.shape[0]
+    classes = obj.get("classes") if isinstance(obj, dict) else None
+    if classes is None:
+        classes = CIFAR10_CLASSES if num_classes == 10 else [f"class {k}" for k in range(num_classes)]
+    if len(classes) != num_classes:
+        raise cli.UserError(f"{path} names {len(classes)} classes but its model has {num_classes} outputs")
+    model = checkpoint.load_weights(GST(num_classes), state_dict, path)
+    return model, list(classes)
+
+
+def read_image(path: Path) -> tuple[torch.Tensor, str]:
+    """``(tensor [3, 32, 32], description)``; OSError/ValueError if the file is not an image."""
+    image = Image.open(path)
+    original = f"{image.format or '?'} {image.mode} {image.width}x{image.height}"
+    # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.
+    image = image.convert('RGB')
+    transform = torchvision.transforms.Compose([torchvision.transforms.Resize((32, 32)),
+                                                torchvision.transforms.ToTensor()])
+    image = transform(image)
+    return image, original
+
+
+@cli.entrypoint
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.topk < 1:
+        raise cli.UserError(f"--topk must be 1 or more, not {args.topk}")
+    device = get_device(args.device)
+
+    # 1. 加载模型 / load the trained model
+    path = args.checkpoint if args.checkpoint is not None else checkpoint.newest(args.checkpoint_dir)
+    model, classes = load_model(path, args.trust_pickle)
+    model = model.to(device)
+    print(f"checkpoint: {path}")
+    print(model)
+    model.eval()
+    k = min(args.topk, len(classes))
+
+    failed = 0
+    for image_path in args.images:
+        # 2. 读取图片 / read the image
+        try:
+            image, original = read_image(image_path)
+        except FileNotFoundError:
+            print(f"error: {image_path}: no such file", file=sys.stderr)
+            failed += 1
+            continue
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors.
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(f"error: {image_path}: not a readable image ({reason})", file=sys.stderr)
+            failed += 1
+            continue
+
+        # 3. 预测 / predict
+        image = torch.reshape(image, (1, 3, 32, 32))   # 记住需要batch_size / a batch of one
+        # The course moves the image to mps while the model stays on the CPU (torch.load
+        # without map_location): the devices differ and the forward fails. Both go to `device`.
+        image = image.to(device)
+        with torch.no_grad():
+            output = model(image)
+        probs = torch.softmax(output, dim=1)[0]
+        top = torch.topk(probs, k)
+        print(f"{image_path}  ({original} -> RGB 32x32)")
+        for rank, (p, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+            print(f"  {rank}. {classes[idx]:<12} {p:7.2%}")
+
+    return cli.EXIT_ERROR if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from common import checkpoint
+from common.model import CIFAR10_CLASSES, GST
+from conftest import load_script
+
+p25 = load_script("p25_test")
+
+RED, BLUE = (200, 40, 40), (40, 40, 200)
+
+
+def _picture(colour, size=(50, 40), seed=0):
+    rng = np.random.default_rng(seed)
+    pixels = rng.normal(colour, 30, (size[1], size[0], 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def ants_bees(tmp_path_factory):
+    """A checkpoint trained by p23 on red "ants" and blue "bees": an oracle for predictions."""
+    root = tmp_path_factory.mktemp("ants_bees")
+    for split, n in (("train", 12), ("val", 4)):
+        for name, colour in (("ants", RED), ("bees", BLUE)):
+            (root / "pics" / split / name).mkdir(parents=True)
+            for i in range(n):
+                _picture(colour, seed=i).save(root / "pics" / split / name / f"{i}.png")
+    p23 = load_script("p23_train")
+    assert p23.main(["--image-folder", str(root / "pics"), "--epochs", "6", "--batch-size", "4",
+                     "--lr", "0.05", "--seed", "0", "--logdir", str(root / "logs"),
+                     "--checkpoint-dir", str(root / "ckpt")]) == 0
+    return root / "ckpt"
+
+
+def _predictions(out):
+    """{path: [(class, probability), ...]} from p25's output."""
+    result, current = {}, None
+    for line in out.splitlines():
+        if m := re.match(r"^(\S+)  \((.+) -> RGB 32x32\)$", line):
+            current = result.setdefault(m.group(1), [])
+        elif m := re.match(r"^  \d+\. (.+?) +([\d.]+)%$", line):
+            current.append((m.group(1), float(m.group(2)) / 100))
+    return result
+
+
+def test_help_exits_0(capsys):
+    with pytest.raises(SystemExit) as e:
+        p25.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "P25 完整的模型验证套路" in out and "--topk" in out and "--trust-pickle" in out
+
+
+def test_every_image_mode_is_converted_and_predicted(ants_bees, tmp_path, capsys):
+    red, blue = _picture(RED), _picture(BLUE, size=(64, 48))
+    files = {
+        "red_rgba.png": red.convert("RGBA"),
+        "blue_palette.png": blue.convert("P"),
+        "red.jpg": red,
+        "blue_rgb.png": blue,
+        "gray.png": red.convert("L"),
+    }
+    for name, image in files.items():
+        image.save(tmp_path / name)
+    paths = [str(tmp_path / n) for n in files]
+    assert p25.main([*paths, "--checkpoint-dir", str(ants_bees), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoint: {ants_bees / 'gst_5.pth'}" in out      # the newest one
+    assert f"{tmp_path / 'red_rgba.png'}  (PNG RGBA 50x40 -> RGB 32x32)" in out
+    assert f"{tmp_path / 'blue_palette.png'}  (PNG P 64x48 -> RGB 32x32)" in out
+    assert f"{tmp_path / 'gray.png'}  (PNG L 50x40 -> RGB 32x32)" in out
+    assert f"{tmp_path / 'red.jpg'}  (JPEG RGB 50x40 -> RGB 32x32)" in out
+    pred = _predictions(out)
+    assert set(pred) == set(paths)
+    for top in pred.values():
+        assert len(top) == 2                              # --topk 3, but only 2 classes
+        assert {c for c, _ in top} == {"ants", "bees"}    # the checkpoint's class names
+        assert top[0][1] >= top[1][1] and sum(v for _, v in top) == pytest.approx(1, abs=2e-4)
+    for name in ("red_rgba.png", "red.jpg"):
+        assert pred[str(tmp_path / name)][0][0] == "ants"
+    for name in ("blue_palette.png", "blue_rgb.png"):
+        assert pred[str(tmp_path / name)][0][0] == "bees"
+
+
+def test_probabilities_match_an_independent_computation(tmp_path, capsys):
+    torch.manual_seed(0)
+    gst = GST()
+    ckpt = checkpoint.save({"arch": "GST", "model": gst.state_dict(), "classes": list(CIFAR10_CLASSES)},
+                           tmp_path / "ckpt" / "gst_0.pth")
+    image = _picture((90, 160, 60), size=(45, 70)).convert("RGBA")
+    image.save(tmp_path / "x.png")
+    assert p25.main([str(tmp_path / "x.png"), "--checkpoint", str(ckpt), "--topk", "10"]) == 0
+    top = _predictions(capsys.readouterr().out)[str(tmp_path / "x.png")]
+
+    # Oracle: PIL resize + numpy scaling + the model's forward, no torchvision transforms.
+    rgb = np.asarray(Image.open(tmp_path / "x.png").convert("RGB").resize((32, 32), Image.BILINEAR))
+    x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        probs = torch.softmax(gst.eval()(x), 1)[0]
+    expected = sorted(zip(CIFAR10_CLASSES, probs.tolist()), key=lambda cp: -cp[1])
+    assert [c for c, _ in top] == [c for c, _ in expected]
+    assert [p for _, p in top] == pytest.approx([p for _, p in expected], abs=6e-5)
+
+
+def test_bad_files_get_one_line_each_and_the_rest_are_predicted(ants_bees, tmp_path, capsys):
+    good = tmp_path / "good.png"
+    _picture(RED).save(good)
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    truncated = tmp_path / "truncated.png"
+    _picture(BLUE).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    missing = tmp_path / "missing.jpg"
+
+    rc = p25.main([str(missing), str(text), str(good), str(truncated),
+                   "--checkpoint", str(ants_bees / "gst_5.pth")])
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert list(_predictions(captured.out)) == [str(good)]
+    assert _predictions(captured.out)[str(good)][0][0] == "ants"
+    lines = captured.err.splitlines()
+    assert len(lines) == 3
+    assert lines[0] == f"error: {missing}: no such file"
+    assert lines[1] == (f"error: {text}: not a readable image "
+                        f"(cannot identify image file '{text}')")
+    assert lines[2].startswith(f"error: {truncated}: not a readable image (")
+
+
+def test_topk(ants_bees, tmp_path, capsys):
+    _picture(BLUE).save(tmp_path / "b.png")
+    assert p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "1"]) == 0
+    assert [c for c, _ in _predictions(capsys.readouterr().out)[str(tmp_path / "b.png")]] == ["bees"]
+    assert p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "0"]) == 1
+    assert capsys.readouterr().err == "error: --topk must be 1 or more, not 0\n"
+
+
+def test_default_checkpoint_is_the_newest(tmp_path, capsys):
+    for i, name in enumerate(["gst_9.pth", "gst_10.pth", "gst_2.pth"]):
+        classes = [f"{name[:-4]}_{k}" for k in range(10)]
+        checkpoint.save({"arch": "GST", "model": GST().state_dict(), "classes": classes},
+                        tmp_path / name)
+        os.utime(tmp_path / name, ns=(10**18 + i, 10**18 + i))
+    _picture(RED).save(tmp_path / "r.png")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoint: {tmp_path / 'gst_2.pth'}" in out
+    assert all(c.startswith("gst_2_") for c, _ in _predictions(out)[str(tmp_path / "r.png")])
+
+
+def test_no_checkpoint_is_one_line(tmp_path, capsys):
+    _picture(RED).save(tmp_path / "r.png")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no checkpoint (*.pth) in {tmp_path / 'empty'}") and err.count("\n") == 1
+
+
+def test_whole_model_pickle_needs_trust(tmp_path, capsys):
+    torch.manual_seed(0)
+    path = tmp_path / "gst_method1.pth"
+    torch.save(GST(), path)                                 # the course's torch.save(gst, ...)
+    _picture(RED).save(tmp_path / "r.png")
+    args = [str(tmp_path / "r.png"), "--checkpoint", str(path)]
+    assert p25.main(args) == 1
+    assert capsys.readouterr().err == (
+        f"error: {path} holds a pickled Python object (a whole model saved with torch.save(model)), "
+        "and unpickling can run any code in it. Load the state_dict format instead, or, if you "
+        "made this file yourself, re-run with --trust-pickle\n")
+    assert p25.main([*args, "--trust-pickle"]) == 0
+    top = _predictions(capsys.readouterr().out)[str(tmp_path / "r.png")]
+    assert len(top) == 3 and all(c in CIFAR10_CLASSES for c, _ in top)
+
+
+def test_bare_state_dict_uses_cifar10_names(tmp_path, capsys):
+    path = tmp_path / "gst_method2.pth"
+    torch.save(GST().state_dict(), path)                    # lesson 22's second way
+    _picture(RED).save(tmp_path / "r.png")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(path), "--topk", "10"]) == 0
+    top = _predictions(capsys.readouterr().out)[str(tmp_path / "r.png")]
+    assert sorted(c for c, _ in top) == sorted(CIFAR10_CLASSES)
+
+
+def test_not_a_gst_checkpoint(tmp_path, capsys):
+    path = tmp_path / "linear.pth"
+    torch.save(nn.Linear(4, 2).state_dict(), path)
+    _picture(RED).save(tmp_path / "r.png")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(path)]) == 1
+    assert capsys.readouterr().err == (f"error: {path} is not a GST checkpoint "
+                                       "(no model.8.weight in its state_dict)\n")
+    text = tmp_path / "text.pth"
+    text.write_text("hello")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(text)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {text} is not a PyTorch checkpoint") and err.count("\n") == 1
