@@ -11,7 +11,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 from torch import nn
@@ -23,8 +23,8 @@ class PickleRefused(UserError):
     """A whole pickled model, refused because ``trust_pickle`` is False."""
 
 
-def save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it into place.
 
     A crash or Ctrl-C at any moment leaves either the old file or the complete new one
     under ``path``, never a half-written one.
@@ -35,7 +35,7 @@ def save(obj: Any, path: Path) -> Path:
     try:
         os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes it 0600; a saved file follows the umask
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -43,6 +43,11 @@ def save(obj: Any, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save(obj: Any, path: Path) -> Path:
+    """``torch.save(obj)`` to ``path``, atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _umask() -> int:

@@ -33,9 +33,7 @@ Examples:
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -157,21 +155,6 @@ def load_resume(path: Path, classes: list[str]) -> dict:
         raise cli.UserError(f"{path} was trained on classes {list(state['classes'])}, "
                             f"but this data has {classes}")
     return state
-
-
-def write_json(obj: dict, path: Path) -> None:
-    """Write ``obj`` as JSON atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @cli.entrypoint
@@ -300,14 +283,17 @@ def main(argv=None) -> int:
         writer.close()
 
     if args.metrics is not None:
-        write_json({
+        metrics = {
             "test_accuracy": test_accuracy,
             "test_loss": total_test_loss,
             "epochs": epoch,
             "train_images_per_s": trained_images / train_seconds if train_seconds else None,
             "device": str(device),
             "checkpoint": str(last_checkpoint),
-        }, args.metrics)
+        }
+        # written atomically too: a reader never sees half a JSON object
+        checkpoint.atomic_write(args.metrics, lambda f: f.write(
+            (json.dumps(metrics, indent=2) + "\n").encode()))
         print(f"metrics: {args.metrics}")
     return 0
 
