@@ -71,10 +71,10 @@ def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str]]:
 
 def read_image(path: Path) -> tuple[torch.Tensor, str]:
     """``(tensor [3, 32, 32], description)``; OSError/ValueError if the file is not an image."""
-    image = Image.open(path)
-    original = f"{image.format or '?'} {image.mode} {image.width}x{image.height}"
-    # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.
-    image = image.convert('RGB')
+    with Image.open(path) as image:
+        original = f"{image.format or '?'} {image.mode} {image.width}x{image.height}"
+        # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.
+        image = image.convert('RGB')
     transform = torchvision.transforms.Compose([torchvision.transforms.Resize((32, 32)),
                                                 torchvision.transforms.ToTensor()])
     image = transform(image)
