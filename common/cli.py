@@ -91,6 +91,15 @@ def image_folder_flags(default: Path | None = paths.SAMPLE_IMAGE_FOLDER) -> argp
     return p
 
 
+def image_flags() -> argparse.ArgumentParser:
+    """``--image``: one picture of ``--image-folder`` (the lessons that look at a single image)."""
+    p = _parent()
+    p.add_argument("--image", default="train/ants/0013035.jpg",
+                   help="the picture, relative to --image-folder (or an absolute path) "
+                        "(default: train/ants/0013035.jpg, the course's ant)")
+    return p
+
+
 def logdir_flags() -> argparse.ArgumentParser:
     p = _parent()
     p.add_argument("--logdir", type=Path, default=paths.LOGS_DIR,

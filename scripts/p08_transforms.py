@@ -33,10 +33,7 @@ SCRIPT = Path(__file__).stem
 
 
 def get_args_parser():
-    parser = cli.parser(__doc__, cli.image_folder_flags(), cli.logdir_flags())
-    parser.add_argument("--image", default="train/ants/0013035.jpg",
-                        help="the picture, relative to --image-folder (or an absolute path) "
-                             "(default: train/ants/0013035.jpg, the course's ant)")
+    parser = cli.parser(__doc__, cli.image_folder_flags(), cli.image_flags(), cli.logdir_flags())
     return parser
 
 

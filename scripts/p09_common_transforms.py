@@ -33,10 +33,8 @@ SCRIPT = Path(__file__).stem
 
 
 def get_args_parser():
-    parser = cli.parser(__doc__, cli.image_folder_flags(), cli.logdir_flags(), cli.seed_flags())
-    parser.add_argument("--image", default="train/ants/0013035.jpg",
-                        help="the picture, relative to --image-folder (or an absolute path) "
-                             "(default: train/ants/0013035.jpg, the course's ant)")
+    parser = cli.parser(__doc__, cli.image_folder_flags(), cli.image_flags(), cli.logdir_flags(),
+                        cli.seed_flags())
     parser.add_argument("--crop-size", type=int, default=128,
                         help="RandomCrop's size; at most the picture's shorter side "
                              "(default: 128; the video crops 512 from a 768x512 photo)")

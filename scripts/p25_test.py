@@ -69,14 +69,12 @@ def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str]]:
     return model, list(classes)
 
 
-def read_image(path: Path) -> tuple[torch.Tensor, str]:
+def read_image(path: Path, transform) -> tuple[torch.Tensor, str]:
     """``(tensor [3, 32, 32], description)``; OSError/ValueError if the file is not an image."""
     with Image.open(path) as image:
         original = f"{image.format or '?'} {image.mode} {image.width}x{image.height}"
         # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.
         image = image.convert('RGB')
-    transform = torchvision.transforms.Compose([torchvision.transforms.Resize((32, 32)),
-                                                torchvision.transforms.ToTensor()])
     image = transform(image)
     return image, original
 
@@ -96,12 +94,15 @@ def main(argv=None) -> int:
     print(model)
     model.eval()
     k = min(args.topk, len(classes))
+    # made once, used for every image, as the course's transform
+    transform = torchvision.transforms.Compose([torchvision.transforms.Resize((32, 32)),
+                                                torchvision.transforms.ToTensor()])
 
     failed = 0
     for image_path in args.images:
         # 2. 读取图片 / read the image
         try:
-            image, original = read_image(image_path)
+            image, original = read_image(image_path, transform)
         except FileNotFoundError:
             print(f"error: {image_path}: no such file", file=sys.stderr)
             failed += 1
