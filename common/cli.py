@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import sys
 from pathlib import Path
@@ -56,6 +57,53 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
+# --- numbers, checked where they are parsed ------------------------------------------------
+# Each is an argparse ``type=``: a value out of range is argparse's own error naming the flag,
+# ``error: argument --epochs: must be 1 or more, not 0``, and exit 2, before any work starts.
+
+def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: str,
+             name: str) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {words}, not {text!r}") from None
+        # float("nan") and float("inf") parse: neither is a learning rate or a momentum.
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+positive_int = _checked(int, lambda v: v >= 1, "1 or more", "positive_int")
+non_negative_int = _checked(int, lambda v: v >= 0, "0 or more", "non_negative_int")
+positive_float = _checked(float, lambda v: v > 0, "a number above 0", "positive_float")
+SEED_MAX = 2**32 - 1     # numpy and torch both take any seed in 0 .. 2**32 - 1
+seed_int = _checked(int, lambda v: 0 <= v <= SEED_MAX, f"0 to {SEED_MAX}", "seed_int")
+# SGD's momentum: 0 is none (the course), 0.9 the usual; 1 or more never forgets a step and
+# the weights run away.
+momentum_float = _checked(float, lambda v: 0 <= v < 1, "0 or more and below 1", "momentum_float")
+
+
+def positive_int_or_all(text: str) -> int | None:
+    """A count, or ``all`` (None): ``--max-batches all`` runs every batch."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, or all; not {text}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line: ``error: argument --epochs: ...``, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _parent() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False)
 
@@ -76,7 +124,7 @@ def data_flags(*, num_workers: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--fake-data", action="store_true",
                    help="use a small CIFAR-shaped synthetic set: no download, no network")
     if num_workers:
-        p.add_argument("--num-workers", type=int, default=0,
+        p.add_argument("--num-workers", type=non_negative_int, default=0,
                        help="DataLoader worker processes; 0 loads in the main process (default: 0)")
     return p
 
@@ -131,7 +179,7 @@ def seed_flags(default: int | None = None) -> argparse.ArgumentParser:
 
 
 def _add_seed(p: argparse.ArgumentParser, default: int | None) -> None:
-    p.add_argument("--seed", type=int, default=default,
+    p.add_argument("--seed", type=seed_int, default=default,
                    help="random seed for repeatable runs (default: "
                         f"{'none, a fresh run each time' if default is None else default})")
 
@@ -143,13 +191,13 @@ def train_flags(*, batch_size: int = 64, epochs: int | None = 10, lr: float | No
     A lesson that has no use for ``--epochs`` or ``--lr`` passes ``None`` to leave it out.
     """
     p = _parent()
-    p.add_argument("--batch-size", type=int, default=batch_size,
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=f"images per batch (default: {batch_size})")
     if epochs is not None:
-        p.add_argument("--epochs", type=int, default=epochs,
+        p.add_argument("--epochs", type=positive_int, default=epochs,
                        help=f"passes over the training data (default: {epochs})")
     if lr is not None:
-        p.add_argument("--lr", type=float, default=lr,
+        p.add_argument("--lr", type=positive_float, default=lr,
                        help=f"learning rate of SGD (default: {lr})")
     _add_seed(p, seed)
     return p
@@ -157,8 +205,8 @@ def train_flags(*, batch_size: int = 64, epochs: int | None = 10, lr: float | No
 
 def parser(doc: str | None, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The script's parser: its docstring as the description, the shared flags as parents."""
-    return argparse.ArgumentParser(description=doc, parents=list(parents),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return _Parser(description=doc, parents=list(parents),
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _show(path: Path) -> str:

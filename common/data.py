@@ -97,6 +97,19 @@ def _class_images(targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(images, 0, 255).astype(np.uint8)
 
 
+def synthetic_note() -> str:
+    """The one line a ``--fake-data`` run prints first: what the data is, and how big."""
+    return (f"--fake-data: synthetic CIFAR-shaped images, not CIFAR-10: {FAKE_TRAIN_SIZE} to "
+            f"train and {FAKE_TEST_SIZE} to test (CIFAR-10 has 50000 and 10000), 10 classes "
+            "drawn as coloured stripes; nothing is downloaded")
+
+
+def announce_synthetic(args) -> None:
+    """Say once, at the start, that a ``--fake-data`` run's numbers are not the video's."""
+    if getattr(args, "fake_data", False):
+        print(synthetic_note())
+
+
 def cifar10_or_fake(root: Path, train: bool, transform=None, *, fake: bool,
                     seed: int = 0) -> CIFAR10:
     """``--fake-data`` picks :class:`FakeCIFAR10`, otherwise the real set (downloaded if missing)."""

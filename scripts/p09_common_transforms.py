@@ -35,7 +35,7 @@ SCRIPT = Path(__file__).stem
 def get_args_parser():
     parser = cli.parser(__doc__, cli.image_folder_flags(), cli.image_flags(), cli.logdir_flags(),
                         cli.seed_flags())
-    parser.add_argument("--crop-size", type=int, default=128,
+    parser.add_argument("--crop-size", type=cli.positive_int, default=128,
                         help="RandomCrop's size; at most the picture's shorter side "
                              "(default: 128; the video crops 512 from a 768x512 photo)")
     return parser
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     img = open_image(img_path)
     if img.mode != "RGB":         # Normalize below has one mean per R, G, B channel
         img = img.convert("RGB")
-    if args.crop_size < 1 or args.crop_size > min(img.size):
+    if args.crop_size > min(img.size):
         raise UserError(f"--crop-size {args.crop_size} does not fit in the picture "
                         f"({img.size[0]}x{img.size[1]}); use 1..{min(img.size)}")
     if args.seed is not None:

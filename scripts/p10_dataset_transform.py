@@ -20,7 +20,7 @@ from __future__ import annotations
 from torchvision import transforms
 
 from common import cli
-from common.data import cifar10_or_fake
+from common.data import announce_synthetic, cifar10_or_fake
 from common.writer import make_writer
 
 SCRIPT = "p10_dataset_transform"
@@ -34,6 +34,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    announce_synthetic(args)
 
     # 1. 准备数据集 / prepare the datasets, with a transform applied to every image
     dataset_transform = transforms.Compose([

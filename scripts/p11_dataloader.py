@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from common import cli
-from common.data import cifar10_or_fake
+from common.data import announce_synthetic, cifar10_or_fake
 from common.writer import make_writer
 
 SCRIPT = "p11_dataloader"
@@ -38,6 +38,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    announce_synthetic(args)
 
     # 1. 准备测试数据集 / prepare the test set
     test_data = cifar10_or_fake(args.data_root, train=False, transform=transforms.ToTensor(),

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from common import cli
-from common.data import cifar10_test_loader
+from common.data import announce_synthetic, cifar10_test_loader
 from common.device import get_device
 from common.writer import make_writer
 
@@ -55,6 +55,7 @@ def get_args_parser():
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
+    announce_synthetic(args)
 
     # 1. 准备数据集 / the CIFAR-10 test set in batches of 64
     dataloader = cifar10_test_loader(args, batch_size=64)

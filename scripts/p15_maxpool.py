@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from common import cli
-from common.data import cifar10_test_loader
+from common.data import announce_synthetic, cifar10_test_loader
 from common.device import get_device
 from common.writer import make_writer
 
@@ -49,6 +49,7 @@ def get_args_parser():
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
+    announce_synthetic(args)
 
     # 1. 输入 / the input, float32 as in the course: its PyTorch refused an integer tensor
     # ("max_pool2d" not implemented for 'Long'). Today's CPU accepts one, but layers are

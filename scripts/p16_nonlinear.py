@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import ReLU, Sigmoid
 
 from common import cli
-from common.data import cifar10_test_loader
+from common.data import announce_synthetic, cifar10_test_loader
 from common.device import get_device
 from common.writer import make_writer
 
@@ -62,6 +62,7 @@ def get_args_parser():
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
+    announce_synthetic(args)
 
     # 1. ReLU / ReLU on a small tensor
     input = torch.tensor([[1, -0.5],

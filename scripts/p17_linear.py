@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from common import cli
-from common.data import cifar10_test_loader
+from common.data import announce_synthetic, cifar10_test_loader
 from common.device import get_device
 
 BATCH_SIZE = 64
@@ -54,8 +54,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-every-batch", action="store_true",
                    help="print the three shapes for every batch, as the course does "
                         "(default: off, the first batch's shapes and then the number of batches)")
-    p.add_argument("--max-batches", type=int, default=0, metavar="N",
-                   help="stop after N batches; 0 runs them all, as the course does (default: 0)")
+    p.add_argument("--max-batches", type=cli.positive_int_or_all, default=None, metavar="N",
+                   help="stop after N batches, or 'all' to run them all, as the course does "
+                        "(default: all)")
     return p
 
 
@@ -63,6 +64,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
+    announce_synthetic(args)
 
     # 1. 准备数据集 / the CIFAR-10 test set in batches of 64
     # drop_last=True: Linear(196608, 10) takes exactly 64 images' worth of values.

@@ -28,16 +28,16 @@ from torch import nn
 from torch.nn import CrossEntropyLoss, L1Loss, MSELoss
 
 from common import cli
-from common.data import cifar10_test_loader
+from common.data import announce_synthetic, cifar10_test_loader
 from common.device import get_device
 from common.model import GST
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = cli.parser(__doc__, cli.device_flags(), cli.data_flags())
-    p.add_argument("--max-batches", type=int, default=1, metavar="N",
+    p.add_argument("--max-batches", type=cli.positive_int_or_all, default=1, metavar="N",
                    help="run backward on N batches of 64, printing each loss; the course runs "
-                        "the whole test set, 0 does too (default: 1)")
+                        "the whole test set: 'all' (default: 1)")
     return p
 
 
@@ -45,6 +45,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
+    announce_synthetic(args)
 
     # 1. L1Loss 与 MSELoss / L1 and mean squared error
     inputs = torch.tensor([1, 2, 3], dtype=torch.float32)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from common import cli
-from common.data import cifar10_test_loader
+from common.data import announce_synthetic, cifar10_test_loader
 from common.device import get_device
 from common.model import GST
 
@@ -41,6 +41,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
+    announce_synthetic(args)
     if args.seed is not None:
         torch.manual_seed(args.seed)     # the same initial weights, so the same losses
 

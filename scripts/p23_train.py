@@ -53,7 +53,7 @@ def get_args_parser():
     parser = cli.parser(__doc__, cli.device_flags(), cli.data_flags(num_workers=False),
                         cli.image_folder_flags(default=None), cli.logdir_flags(),
                         cli.checkpoint_flags(), cli.train_flags())
-    parser.add_argument("--momentum", type=float, default=0.0,
+    parser.add_argument("--momentum", type=cli.momentum_float, default=0.0,
                         help="SGD momentum; the course uses none (default: 0.0)")
     parser.add_argument("--resume", type=Path, default=None, metavar="PATH",
                         help="continue from a checkpoint written by this script (gst_<epoch>.pth): "
@@ -160,9 +160,6 @@ def load_resume(path: Path, classes: list[str]) -> dict:
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    if args.batch_size < 1 or args.epochs < 1 or args.lr < 0 or args.momentum < 0:
-        raise cli.UserError("--batch-size and --epochs must be 1 or more, --lr and --momentum "
-                            "0 or more")
     device = get_device(args.device)
     if args.resume is not None and not args.resume.is_file():
         raise cli.UserError(f"no such checkpoint: {args.resume}")

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from common import cli
-from common.data import cifar10_or_fake
+from common.data import announce_synthetic, cifar10_or_fake
 from common.device import available_devices, get_device, synchronize
 from common.model import GST
 from common.writer import make_writer
@@ -53,8 +53,6 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    if args.batch_size < 1 or args.epochs < 1 or args.lr < 0:
-        raise cli.UserError("--batch-size and --epochs must be 1 or more, --lr 0 or more")
 
     # 0. 定义训练的设备 / the device to train on
     if args.method == "cuda":
@@ -73,6 +71,7 @@ def main(argv=None) -> int:
         # --device auto does the same for any accelerator (cuda, mps, ...).
         device = get_device(args.device)
     print(f"method: {args.method}, device: {device}")
+    announce_synthetic(args)
     if args.seed is not None:
         torch.manual_seed(args.seed)
 

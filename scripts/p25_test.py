@@ -45,7 +45,7 @@ def get_args_parser():
                         help="PNG or JPEG files to classify (any mode: RGB, RGBA, L, P...)")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
                         help="the checkpoint to load (default: the newest .pth in --checkpoint-dir)")
-    parser.add_argument("--topk", type=int, default=3, metavar="K",
+    parser.add_argument("--topk", type=cli.positive_int, default=3, metavar="K",
                         help="how many of the most likely classes to print per image (default: 3)")
     return parser
 
@@ -82,8 +82,6 @@ def read_image(path: Path, transform) -> tuple[torch.Tensor, str]:
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    if args.topk < 1:
-        raise cli.UserError(f"--topk must be 1 or more, not {args.topk}")
     device = get_device(args.device)
 
     # 1. 加载模型 / load the trained model
