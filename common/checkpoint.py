@@ -112,13 +112,3 @@ def load_weights(model: nn.Module, state_dict: dict, path: Path) -> nn.Module:
         raise UserError(f"{path} is a checkpoint for a different architecture than "
                         f"{type(model).__name__} ({detail})") from None
     return model
-
-
-def newest(checkpoint_dir: Path, pattern: str = "*.pth") -> Path:
-    """The most recently written checkpoint in ``checkpoint_dir``."""
-    checkpoint_dir = Path(checkpoint_dir)
-    found = [p for p in checkpoint_dir.glob(pattern) if p.is_file()]
-    if not found:
-        raise UserError(f"no checkpoint ({pattern}) in {checkpoint_dir}: train one first "
-                        "(python scripts/p23_train.py) or pass --checkpoint PATH")
-    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))

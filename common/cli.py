@@ -14,6 +14,8 @@ import argparse
 import functools
 import math
 import os
+import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -101,7 +103,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one line: ``error: argument --epochs: ...``, exit 2."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def _parent() -> argparse.ArgumentParser:
@@ -172,6 +174,12 @@ def trust_flags() -> argparse.ArgumentParser:
     return p
 
 
+def verbose_flags(what: str) -> argparse.ArgumentParser:
+    p = _parent()
+    p.add_argument("--verbose", action="store_true", help=f"{what} (default: off)")
+    return p
+
+
 def seed_flags(default: int | None = None) -> argparse.ArgumentParser:
     p = _parent()
     _add_seed(p, default)
@@ -207,6 +215,39 @@ def parser(doc: str | None, *parents: argparse.ArgumentParser) -> argparse.Argum
     """The script's parser: its docstring as the description, the shared flags as parents."""
     return _Parser(description=doc, parents=list(parents),
                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def given(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations ``argv`` sets itself, as opposed to their defaults (``{"epochs"}``...).
+
+    argparse fills a default only where the namespace lacks the attribute, so parsing into a
+    namespace already holding a marker leaves the marker wherever the command line said nothing.
+    """
+    unset = object()
+    marked = argparse.Namespace(**{k: unset for k in vars(parser.parse_args(argv))})
+    return {k for k, v in vars(parser.parse_args(argv, namespace=marked)).items() if v is not unset}
+
+
+def command_line(script: str | Path, *args: str | Path) -> str:
+    """A shell line that runs ``script`` with ``args`` again, to print for pasting.
+
+    Paths are relative to the working directory where they are inside it. ``python`` is this
+    interpreter's name where the shell finds this very interpreter by it, else its full path.
+    """
+    name = Path(sys.executable).name
+    on_path = shutil.which(name)
+    python = name if on_path and Path(on_path).resolve() == Path(sys.executable).resolve() \
+        else sys.executable
+    return shlex.join([python, *(_relative(a) for a in (script, *args))])
+
+
+def _relative(arg: str | Path) -> str:
+    if not isinstance(arg, Path):
+        return str(arg)
+    try:
+        return str(arg.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(arg.resolve())
 
 
 def _show(path: Path) -> str:

@@ -9,15 +9,17 @@ What to look at:
   - the printed "训练次数：..., Loss: ..." falling, and "整体测试集上的正确率" (test accuracy)
     rising from ~0.1 (chance) epoch after epoch;
   - TensorBoard (tensorboard --logdir logs): run logs/p23_train/<run-id>/ with the course's
-    tags train_loss (every 100 steps), test_loss and test_accuracy (every epoch);
-  - checkpoints/gst_0.pth ... gst_9.pth: plain dicts (model and optimizer state_dicts,
-    "epoch", "classes", ...) that lesson 25 (p25_test.py) loads.
+    tags train_loss, test_loss and test_accuracy (every epoch);
+  - checkpoints/p23_train/<run-id>/gst_0.pth ... gst_9.pth, the same <run-id> as the
+    TensorBoard run: plain dicts (model and optimizer state_dicts, "epoch", "classes", the
+    data it was trained on, the run's settings) that lesson 25 (p25_test.py) loads.
 
 Beyond the course: the training set is shuffled each epoch; a progress bar per epoch;
---seed makes a run repeatable; Ctrl-C stops cleanly (every finished epoch's checkpoint is
-intact, and checkpoints are written atomically, so even a kill never leaves a corrupt one);
---resume continues from the epoch after a checkpoint with its optimizer state;
---metrics writes a JSON summary; --image-folder trains on your own pictures.
+--seed makes a run repeatable; Ctrl-C stops cleanly and prints the command that goes on
+(every finished epoch's checkpoint is intact: they are written atomically); --resume
+continues a run where it stopped, with its own settings, in its own folders; a loss that
+turns nan or inf stops the run with one line; --metrics writes a JSON summary;
+--image-folder trains on your own pictures.
 
 Speed: the course converts every image with PIL + ToTensor inside the DataLoader, one by one.
 Here the dataset is held as one uint8 tensor on the training device and each batch is one
@@ -26,13 +28,16 @@ maths, several times faster on a GPU (benchmarks/train_throughput.py measures it
 
 Examples:
   python scripts/p23_train.py --device mps              # the course's run (downloads CIFAR-10)
-  python scripts/p23_train.py --fake-data --epochs 2    # offline, synthetic data, seconds
-  python scripts/p23_train.py --resume checkpoints/gst_4.pth
+  python scripts/p23_train.py --fake-data --epochs 5    # offline, synthetic data, seconds
+  python scripts/p23_train.py --resume last             # go on with the newest run
+  python scripts/p23_train.py --resume last --epochs 20 # ... up to 20 epochs in all
   python scripts/p23_train.py --image-folder dataset/hymenoptera_data --epochs 30
 """
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -41,12 +46,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import checkpoint, cli, data
+from common import checkpoint, cli, data, runs
 from common.device import get_device, synchronize
 from common.model import GST
-from common.writer import make_writer
+from common.writer import LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, log_interval, open_writer
 
 SCRIPT = "p23_train"
+# What --resume takes from the checkpoint: the run's data and training settings. Where the
+# files go (--logdir, --checkpoint-dir, --metrics) and --device belong to this command.
+RESUMED = ("fake_data", "image_folder", "data_root", "epochs", "batch_size", "lr", "momentum",
+           "seed", "log_every")
+DATA_SOURCE = ("fake_data", "image_folder")
+# Flags of this command that a resume command must repeat (they are not in the checkpoint).
+OWN_FLAGS = {"device": "--device", "logdir": "--logdir", "checkpoint_dir": "--checkpoint-dir",
+             "metrics": "--metrics"}
 
 
 def get_args_parser():
@@ -54,16 +67,32 @@ def get_args_parser():
                         cli.image_folder_flags(default=None), cli.logdir_flags(),
                         cli.checkpoint_flags(), cli.train_flags())
     parser.add_argument("--momentum", type=cli.momentum_float, default=0.0,
-                        help="SGD momentum; the course uses none (default: 0.0)")
-    parser.add_argument("--resume", type=Path, default=None, metavar="PATH",
-                        help="continue from a checkpoint written by this script (gst_<epoch>.pth): "
-                             "training goes on at the next epoch with the saved model, optimizer "
-                             "and shuffling state, up to --epochs in all (default: start afresh)")
+                        help="SGD momentum, 0 or more and below 1; the course uses none "
+                             "(default: 0.0)")
+    parser.add_argument("--log-every", type=cli.positive_int, default=None, metavar="N",
+                        help=f"print and log train_loss every N steps (default: {LOG_EVERY}, the "
+                             f"course's, when an epoch has {LOG_EVERY_FROM} steps or more, as "
+                             "CIFAR-10 has at batch 64; for a smaller set, an epoch's steps / "
+                             f"{LOG_POINTS_PER_EPOCH}, so its curve has points from the first run)")
+    parser.add_argument("--resume", default=None, metavar="PATH",
+                        help="continue the run of a checkpoint written by this script "
+                             "(checkpoints/p23_train/<run-id>/gst_<epoch>.pth), or 'last' for the "
+                             "newest run: the same data, epochs, batch size, lr, momentum and "
+                             "shuffling, in the same folders; a flag given here overrides its "
+                             "setting (--epochs 20 extends a finished run) (default: start afresh)")
     parser.add_argument("--metrics", type=Path, default=None, metavar="PATH",
                         help="when training ends, write a JSON object here: test_accuracy, "
                              "test_loss, epochs, train_images_per_s, device, checkpoint "
                              "(default: none)")
     return parser
+
+
+class Diverged(Exception):
+    """The training loss became nan or inf: the weights have run away."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"the loss is {value} at step {step}")
+        self.step, self.value = step, value
 
 
 def use_channels_last(device: torch.device) -> bool:
@@ -80,12 +109,13 @@ def make_model(num_classes: int, device: torch.device) -> GST:
 
 
 def train(gst, train_dataloader, loss_fn, optimizer, total_train_step=0, writer=None,
-          desc="train"):
+          desc="train", log_every=LOG_EVERY):
     """One epoch of training (the course's inner loop); returns the new ``total_train_step``.
 
     ``train_dataloader`` yields ``(imgs, targets)`` already on the model's device. The loss
-    is read back (``loss.item()``, which waits for the device) only every 100 steps, where
-    the course prints it: between those prints the device never waits for the host.
+    is read back (``loss.item()``, which waits for the device) only every ``log_every``
+    steps, where it is printed: between those prints the device never waits for the host.
+    A nan or inf loss there raises :class:`Diverged`.
     """
     gst.train()   # 训练模式 / training mode (matters for Dropout/BatchNorm; GST has none)
     with tqdm(train_dataloader, desc=desc, unit="batch", dynamic_ncols=True) as bar:
@@ -99,8 +129,10 @@ def train(gst, train_dataloader, loss_fn, optimizer, total_train_step=0, writer=
             optimizer.step()
 
             total_train_step += 1
-            if total_train_step % 100 == 0:
+            if total_train_step % log_every == 0:
                 loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise Diverged(total_train_step, loss_value)
                 tqdm.write("训练次数：{}, Loss: {}".format(total_train_step, loss_value))
                 bar.set_postfix(loss=f"{loss_value:.4f}")
                 if writer is not None:
@@ -146,23 +178,88 @@ def load_data(args):
     return (*data.cifar_uint8(train_data), *data.cifar_uint8(test_data), list(train_data.classes))
 
 
-def load_resume(path: Path, classes: list[str]) -> dict:
+def data_source(args, train_data_size: int, test_data_size: int) -> dict:
+    """What the run trains on, as the checkpoint records it (p25 prints it)."""
+    if args.image_folder is not None:
+        source, path = "image-folder", Path(args.image_folder).absolute()
+    elif args.fake_data:
+        source, path = "fake-data", None
+    else:
+        source, path = "cifar10", Path(args.data_root).absolute()
+    return {"source": source, "path": None if path is None else str(path),
+            "train_images": train_data_size, "test_images": test_data_size}
+
+
+def load_resume(path: Path) -> dict:
     state = checkpoint.load(path)
     if not (isinstance(state, dict) and {"model", "optimizer", "epoch"} <= state.keys()):
         raise cli.UserError(f"{path} is not a training checkpoint of {SCRIPT}.py (it needs model, "
                             "optimizer and epoch): --resume takes a gst_<epoch>.pth written by it")
-    if state.get("classes") is not None and list(state["classes"]) != list(classes):
-        raise cli.UserError(f"{path} was trained on classes {list(state['classes'])}, "
-                            f"but this data has {classes}")
     return state
+
+
+def resumed_args(args: argparse.Namespace, saved: dict, given: set[str]) -> argparse.Namespace:
+    """``args`` with the run's own settings from its checkpoint, except the flags ``given`` here.
+
+    A data source given here (``--fake-data``, ``--image-folder``) replaces the saved one whole.
+    """
+    keep = set(given)
+    if keep & set(DATA_SOURCE):
+        keep |= set(DATA_SOURCE)
+    merged = vars(args).copy()
+    for key in RESUMED:
+        if key in saved and key not in keep:
+            value = saved[key]
+            merged[key] = Path(value) if key in ("image_folder", "data_root") and value else value
+    return argparse.Namespace(**merged)
+
+
+def run_folders(args, resume: Path | None, state: dict | None):
+    """``(run id, checkpoint folder, log folder, purge step)`` of this run.
+
+    A resumed run goes on in its own folders when the checkpoint is its run's last one and
+    sits in ``<checkpoint-dir>/p23_train/<run-id>/``; otherwise (an older epoch, a copied file,
+    another --checkpoint-dir) it goes on as a new run, so no run's files are ever overwritten.
+    """
+    logs_root, ckpt_root = Path(args.logdir) / SCRIPT, Path(args.checkpoint_dir) / SCRIPT
+    if state is not None and state.get("run_id"):
+        run_id = state["run_id"]
+        run_ckpt = ckpt_root / run_id
+        last = runs.checkpoints_of(run_ckpt)
+        if resume.resolve().parent != run_ckpt.resolve():
+            why = f"{resume} is not in {run_ckpt}"
+        elif last[-1].resolve() != resume.resolve():
+            why = f"{resume.name} is not its run's last checkpoint ({last[-1].name} is)"
+        else:
+            (logs_root / run_id).mkdir(parents=True, exist_ok=True)
+            # TensorBoard hides what the interrupted run logged after this checkpoint.
+            return run_id, run_ckpt, logs_root / run_id, state.get("total_train_step", 0) + 1
+        print(f"{why}: it goes on as a new run")
+    run_id, (run_ckpt, run_logs) = runs.new_run(SCRIPT, args.checkpoint_dir, args.logdir)
+    return run_id, run_ckpt, run_logs, None
+
+
+def resume_command(last_checkpoint: Path, args, given: set[str]) -> str:
+    """The line that continues this run, to paste as it is."""
+    own = [a for dest, flag in OWN_FLAGS.items() if dest in given
+           for a in (flag, getattr(args, dest))]
+    return cli.command_line(Path(__file__), "--resume", last_checkpoint, *own)
 
 
 @cli.entrypoint
 def main(argv=None) -> int:
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    given = cli.given(parser, argv)
+    resume, state = None, None
+    if args.resume is not None:
+        resume = (runs.need_latest_checkpoint(args.checkpoint_dir, SCRIPT,
+                                              "start one with python scripts/p23_train.py")
+                  if args.resume == "last" else Path(args.resume))
+        state = load_resume(resume)
+        args = resumed_args(args, state.get("args") or {}, given)
     device = get_device(args.device)
-    if args.resume is not None and not args.resume.is_file():
-        raise cli.UserError(f"no such checkpoint: {args.resume}")
+    data.announce_synthetic(args)
     if args.seed is not None:
         torch.manual_seed(args.seed)          # the model's initial weights
     if device.type == "cuda":
@@ -170,6 +267,10 @@ def main(argv=None) -> int:
 
     # 1. 准备数据集 / prepare the dataset
     train_images, train_targets, test_images, test_targets, classes = load_data(args)
+    if state is not None and state.get("classes") is not None \
+            and list(state["classes"]) != list(classes):
+        raise cli.UserError(f"{resume} was trained on classes {list(state['classes'])}, "
+                            f"but this data has {classes}")
 
     # length 长度
     train_data_size = len(train_targets)
@@ -190,6 +291,8 @@ def main(argv=None) -> int:
                                            channels_last=channels_last, generator=generator)
     test_dataloader = data.InMemoryLoader(test_images, test_targets, args.batch_size,
                                           device=device, channels_last=channels_last)
+    log_every = log_interval(len(train_dataloader), args.log_every)
+    print(f"train_loss every {log_every} steps ({len(train_dataloader)} steps an epoch)")
 
     # 3. 创建网络模型 / create the model
     gst = make_model(len(classes), device)
@@ -206,28 +309,31 @@ def main(argv=None) -> int:
     total_test_step = 0    # 记录测试的次数 / test passes so far (x axis of test_loss)
     epoch = args.epochs    # 训练的轮数 / number of epochs, in all
     start = 0
-    if args.resume is not None:
-        state = load_resume(args.resume, classes)
+    if state is not None:
         start = state["epoch"] + 1
         if start >= epoch:
-            raise cli.UserError(f"{args.resume} already finished epoch {start} of --epochs "
-                                f"{epoch}: nothing to train (raise --epochs to go on)")
-        checkpoint.load_weights(gst, state["model"], args.resume)
+            raise cli.UserError(f"{resume} is epoch {start} of {epoch}, the run's last: nothing "
+                                f"to train (add --epochs N, more than {start}, to go on)")
+        checkpoint.load_weights(gst, state["model"], resume)
         try:
-            optimizer.load_state_dict(state["optimizer"])   # lr, momentum buffers...
+            optimizer.load_state_dict(state["optimizer"])   # its momentum buffers...
         except (KeyError, ValueError) as e:
-            raise cli.UserError(f"{args.resume}: its optimizer state does not fit SGD on GST "
+            raise cli.UserError(f"{resume}: its optimizer state does not fit SGD on GST "
                                 f"({e})") from None
+        for group in optimizer.param_groups:                 # ...with this run's lr, momentum
+            group.update(lr=learning_rate, momentum=args.momentum)
         if "rng" in state:
             generator.set_state(state["rng"])               # the shuffle goes on where it was
         total_train_step = state.get("total_train_step", 0)
         total_test_step = state.get("total_test_step", start)
-        print(f"接着训练 / resuming from {args.resume}: epoch {start + 1} of {epoch}")
 
-    # 7. 添加tensorboard / TensorBoard: a new run folder each time (a resumed run too, its
-    # steps continuing where the checkpoint's run stopped)
-    writer = make_writer(args.logdir, SCRIPT)
-    last_checkpoint = args.resume
+    # 7. 添加tensorboard / TensorBoard: logs/p23_train/<run-id>/, beside the run's checkpoints
+    # in checkpoints/p23_train/<run-id>/; a resumed run goes on in the same two folders.
+    run_id, run_ckpt, run_logs, purge_step = run_folders(args, resume, state)
+    if state is not None:
+        print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epoch}")
+    writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
+    last_checkpoint = resume if purge_step is not None else None
     trained_images, train_seconds = 0, 0.0
     total_test_loss = test_accuracy = None
     i = start
@@ -239,13 +345,15 @@ def main(argv=None) -> int:
             synchronize(device)
             t0 = time.perf_counter()
             total_train_step = train(gst, train_dataloader, loss_fn, optimizer, total_train_step,
-                                     writer, desc=f"epoch {i + 1}/{epoch}")
+                                     writer, desc=f"epoch {i + 1}/{epoch}", log_every=log_every)
             synchronize(device)
             train_seconds += time.perf_counter() - t0
             trained_images += train_data_size
 
             # 测试步骤开始 / testing
             total_test_loss, test_accuracy = test(gst, test_dataloader, loss_fn, test_data_size)
+            if not math.isfinite(total_test_loss):
+                raise Diverged(total_train_step, total_test_loss)
             print("整体测试集上的Loss: {}".format(total_test_loss))
             print("整体测试集上的正确率: {}".format(test_accuracy))
             # The course wrote add_scalar("test_loss", total_test_loss, total_test_loss,
@@ -268,16 +376,28 @@ def main(argv=None) -> int:
                 "rng": generator.get_state(),
                 "test_loss": total_test_loss,
                 "test_accuracy": test_accuracy,
-                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            }, args.checkpoint_dir / "gst_{}.pth".format(i))
+                "run_id": run_id,
+                "data": data_source(args, train_data_size, test_data_size),
+                # vars(args), not the Namespace: plain data that weights_only=True loads
+                "args": {k: str(Path(v).absolute()) if isinstance(v, Path) else v
+                         for k, v in vars(args).items()},
+            }, run_ckpt / "gst_{}.pth".format(i))
             print("模型已保存 / saved {}".format(last_checkpoint))
-    except KeyboardInterrupt:
-        done = (f"{last_checkpoint} holds the last finished epoch; continue with "
-                f"--resume {last_checkpoint}" if last_checkpoint else "no epoch finished")
-        print(f"stopped during epoch {i + 1}: {done}", file=sys.stderr)
+    except (KeyboardInterrupt, Diverged) as e:
+        if last_checkpoint is None:
+            done = "no epoch finished, nothing to resume: run the same command again"
+        else:
+            done = (f"{last_checkpoint.name} holds epoch {runs.epoch_of(last_checkpoint) + 1}; "
+                    f"go on with: {resume_command(last_checkpoint, args, given)}")
+        if isinstance(e, Diverged):
+            raise cli.UserError(f"training diverged: {e} (--lr {args.lr}, --momentum "
+                                f"{args.momentum}): try a smaller --lr. {done}") from None
+        print(f"stopped during epoch {i + 1} of {epoch}: {done}", file=sys.stderr)
         raise
     finally:
         writer.close()
+        if not any(run_ckpt.iterdir()):
+            run_ckpt.rmdir()          # stopped before its first checkpoint: no empty run left
 
     if args.metrics is not None:
         metrics = {

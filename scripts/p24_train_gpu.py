@@ -12,7 +12,8 @@ network (网络模型), the data — inputs and targets (数据：输入，标�
 The model and the loss function move once; the data is copied to the GPU batch after
 batch (其实只有数据要重新复制 / only the data has to be copied again each time).
 
-What to look at: the elapsed time printed every 100 steps (as in the video) and the time
+What to look at: the elapsed time printed every 100 steps (as in the video; a small set such
+as --fake-data's prints about ten times an epoch instead, as p23_train.py does) and the time
 per epoch — run it with --device cpu and then on your GPU and compare. TensorBoard:
 logs/p24_train_gpu/<run-id>/ with train_loss, test_loss and test_accuracy, as in lesson 23.
 This script keeps the course's data path (DataLoader + ToTensor, image by image) so the
@@ -35,7 +36,7 @@ from common import cli
 from common.data import announce_synthetic, cifar10_or_fake
 from common.device import available_devices, get_device, synchronize
 from common.model import GST
-from common.writer import make_writer
+from common.writer import log_interval, make_writer
 
 SCRIPT = "p24_train_gpu"
 
@@ -111,6 +112,7 @@ def main(argv=None) -> int:
     total_train_step = 0
     total_test_step = 0
     epoch = args.epochs
+    log_every = log_interval(len(train_dataloader))   # 100, the course's, for CIFAR-10
 
     # 7. 添加tensorboard / TensorBoard
     writer = make_writer(args.logdir, SCRIPT)
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
                 optimizer.step()
 
                 total_train_step += 1
-                if total_train_step % 100 == 0:
+                if total_train_step % log_every == 0:
                     end_time = time.time()
                     print("用时 / elapsed: {:.2f}s".format(end_time - start_time))
                     print("训练次数：{}, Loss: {}".format(total_train_step, loss.item()))

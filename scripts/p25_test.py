@@ -10,15 +10,17 @@ their probabilities (softmax of the output). A PNG with transparency (RGBA), a g
 image.convert('RGB'). An image that is missing or unreadable gets one "error: ..." line,
 the others are still predicted, and the exit status is 1.
 
-The checkpoint is the newest .pth in --checkpoint-dir unless --checkpoint names one: the
-plain dict p23_train.py writes (its class names are used), or a bare state_dict. A course-style
-whole-model file (torch.save(model)) is a pickle that can run code when loaded: it is
-refused unless you pass --trust-pickle for a file you made yourself.
+The model is the last epoch of the newest p23_train.py run
+(checkpoints/p23_train/<run-id>/gst_<N>.pth) unless --checkpoint names a file: the plain dict
+p23_train.py writes (its class names are used, and what it was trained on is printed), or a
+bare state_dict. A course-style whole-model file (torch.save(model)) is a pickle that can run
+code when loaded: it is refused unless you pass --trust-pickle for a file you made yourself.
+A model trained on --fake-data has only seen synthetic stripes: p25 says so.
 
 Examples:
-  python scripts/p23_train.py --fake-data --epochs 2      # makes checkpoints/gst_1.pth
+  python scripts/p23_train.py --fake-data --epochs 5      # a model, offline, in a minute
   python scripts/p25_test.py dog.png airplane.jpg
-  python scripts/p25_test.py dog.png --checkpoint checkpoints/gst_9.pth --topk 5 --device mps
+  python scripts/p25_test.py dog.png --checkpoint checkpoints/p23_train/<run-id>/gst_9.pth --topk 5
 """
 from __future__ import annotations
 
@@ -30,28 +32,31 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from common import checkpoint, cli
+from common import checkpoint, cli, runs
 from common.device import get_device
 # GST is imported by name so that a course-style whole-model pickle made by a script that
 # defined GST itself (pickled as __main__.GST) can find its class here (lesson 22's trap).
 from common.model import CIFAR10_CLASSES, GST
 
 SCRIPT = "p25_test"
+TRAINER = "p23_train"
 
 
 def get_args_parser():
-    parser = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(), cli.trust_flags())
+    parser = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(), cli.trust_flags(),
+                        cli.verbose_flags("print the model (its layers) before the predictions"))
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                         help="PNG or JPEG files to classify (any mode: RGB, RGBA, L, P...)")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
-                        help="the checkpoint to load (default: the newest .pth in --checkpoint-dir)")
+                        help="the checkpoint to load (default: the last epoch of the newest "
+                             "p23_train.py run, in <checkpoint-dir>/p23_train/<run-id>/)")
     parser.add_argument("--topk", type=cli.positive_int, default=3, metavar="K",
                         help="how many of the most likely classes to print per image (default: 3)")
     return parser
 
 
-def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str]]:
-    """GST with the checkpoint's weights (on the CPU), and its class names."""
+def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str], list[str]]:
+    """GST with the checkpoint's weights (on the CPU), its class names, its training record."""
     obj = checkpoint.load(path, map_location="cpu", trust_pickle=trust_pickle)
     if isinstance(obj, dict) and obj.get("arch", "GST") != "GST":
         raise cli.UserError(f"{path} holds a {obj['arch']} model, not GST")
@@ -66,7 +71,36 @@ def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str]]:
     if len(classes) != num_classes:
         raise cli.UserError(f"{path} names {len(classes)} classes but its model has {num_classes} outputs")
     model = checkpoint.load_weights(GST(num_classes), state_dict, path)
-    return model, list(classes)
+    return model, list(classes), training_record(obj)
+
+
+def training_record(obj) -> list[str]:
+    """What the checkpoint says of its training: data, epochs, test accuracy (lines to print)."""
+    if not (isinstance(obj, dict) and "epoch" in obj):
+        return ["trained on: not recorded (a bare state_dict or a whole model says nothing of "
+                "its training)"]
+    source = obj.get("data") or {}
+    args = obj.get("args") or {}
+    kind = source.get("source") or ("image-folder" if args.get("image_folder")
+                                    else "fake-data" if args.get("fake_data") else "cifar10")
+    images = f"{source['train_images']} images, " if "train_images" in source else ""
+    if kind == "fake-data":
+        what = f"synthetic --fake-data pictures ({images}no photographs)"
+    elif kind == "image-folder":
+        folder = source.get("path") or args.get("image_folder")
+        what = f"the image folder {folder} ({images}classes: {', '.join(obj.get('classes') or [])})"
+    else:
+        what = f"CIFAR-10 ({images.rstrip(', ') or 'size not recorded'})"
+    accuracy = obj.get("test_accuracy")
+    tested = f" of {source['test_images']} test images" if "test_images" in source else ""
+    epochs = obj["epoch"] + 1
+    lines = [f"trained on: {what}, {epochs} epoch{'' if epochs == 1 else 's'}; test accuracy "
+             + (f"{accuracy:.4f}{tested}" if accuracy is not None else "not recorded")]
+    if kind == "fake-data":
+        lines.append("note: this model has only ever seen --fake-data's coloured stripes, never a "
+                     "photograph: for a real picture its answer is a guess. Train on CIFAR-10 "
+                     "(python scripts/p23_train.py) for real predictions")
+    return lines
 
 
 def read_image(path: Path, transform) -> tuple[torch.Tensor, str]:
@@ -85,11 +119,17 @@ def main(argv=None) -> int:
     device = get_device(args.device)
 
     # 1. 加载模型 / load the trained model
-    path = args.checkpoint if args.checkpoint is not None else checkpoint.newest(args.checkpoint_dir)
-    model, classes = load_model(path, args.trust_pickle)
+    path = args.checkpoint if args.checkpoint is not None else runs.need_latest_checkpoint(
+        args.checkpoint_dir, TRAINER,
+        "train a model first: python scripts/p23_train.py (CIFAR-10), or offline "
+        "python scripts/p23_train.py --fake-data --epochs 5; or pass --checkpoint PATH")
+    model, classes, record = load_model(path, args.trust_pickle)
     model = model.to(device)
     print(f"checkpoint: {path}")
-    print(model)
+    print(*record, sep="\n")
+    if args.verbose:
+        print("model:")
+        print(model)
     model.eval()
     k = min(args.topk, len(classes))
     # made once, used for every image, as the course's transform

@@ -91,12 +91,3 @@ def test_different_architecture(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="no state_dict in it"):
         checkpoint.state_dict_of([1, 2, 3], p)
-
-
-def test_newest(tmp_path):
-    with pytest.raises(UserError, match=r"no checkpoint \(\*\.pth\) in"):
-        checkpoint.newest(tmp_path)
-    for i, name in enumerate(["gst_1.pth", "gst_2.pth", "gst_10.pth"]):
-        checkpoint.save({"epoch": i}, tmp_path / name)
-        os.utime(tmp_path / name, ns=(10**18 + i, 10**18 + i))
-    assert checkpoint.newest(tmp_path).name == "gst_10.pth"

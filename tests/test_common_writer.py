@@ -3,14 +3,24 @@ from conftest import events, scalars
 from common import writer
 
 
-def test_run_dir_layout_and_never_reused(tmp_path):
-    a = writer.new_run_dir(tmp_path, "p07_tensorboard", run_id="20260101-000000")
-    b = writer.new_run_dir(tmp_path, "p07_tensorboard", run_id="20260101-000000")
-    c = writer.new_run_dir(tmp_path, "p07_tensorboard", run_id="20260101-000000")
-    assert a == tmp_path / "p07_tensorboard" / "20260101-000000"
-    assert b == tmp_path / "p07_tensorboard" / "20260101-000000-2"
-    assert c == tmp_path / "p07_tensorboard" / "20260101-000000-3"
-    assert all(p.is_dir() for p in (a, b, c))
+def test_make_writer_never_reuses_a_run_folder(tmp_path, capsys):
+    for _ in range(3):
+        writer.make_writer(tmp_path, "p07_tensorboard", run_id="20260101-000000").close()
+    assert sorted(p.name for p in (tmp_path / "p07_tensorboard").iterdir()) == [
+        "20260101-000000", "20260101-000000-2", "20260101-000000-3"]
+
+
+def test_open_writer_with_purge_step_continues_one_curve(tmp_path, capsys):
+    run = tmp_path / "demo" / "r"
+    w = writer.open_writer(run, tmp_path)
+    for step in range(1, 11):                  # an interrupted run: logged up to step 10...
+        w.add_scalar("train_loss", 1.0, step)
+    w.close()
+    w = writer.open_writer(run, tmp_path, purge_step=7)   # ...but its checkpoint was at step 6
+    for step in range(7, 13):
+        w.add_scalar("train_loss", 2.0, step)
+    w.close()
+    assert scalars(run, "train_loss") == [(s, 1.0) for s in range(1, 7)] + [(s, 2.0) for s in range(7, 13)]
 
 
 def test_default_run_id_is_a_timestamp_and_runs_do_not_mix(tmp_path, capsys):

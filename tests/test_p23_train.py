@@ -1,5 +1,8 @@
 import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import checkpoint, data
+from common import checkpoint, data, writer
 from common.model import CIFAR10_CLASSES, GST
 from conftest import load_script, only_run, run_dirs, scalar_tags, scalars
 
@@ -23,6 +26,12 @@ def _paths(tmp_path, name="run"):
 
 def _ckpt_names(folder):
     return sorted(p.name for p in folder.iterdir())
+
+
+def _run_checkpoints(tmp_path, name="run"):
+    """The one run folder under <checkpoint-dir>/p23_train/."""
+    (folder,) = (tmp_path / name / "ckpt" / "p23_train").iterdir()
+    return folder
 
 
 def _accuracy_the_course_way(state, dataset):
@@ -49,14 +58,17 @@ def test_help_exits_0(capsys):
 
 
 def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, capsys):
-    # 1000 synthetic images in batches of 10: 100 steps an epoch, so train_loss is logged.
+    # 1000 synthetic images in batches of 10: 100 steps an epoch; --log-every 100 is the course's.
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 1000)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 250)
     metrics = tmp_path / "m" / "metrics.json"
     rc = p23.main(["--fake-data", "--epochs", "2", "--batch-size", "10", "--lr", "0.02",
-                   "--seed", "0", "--device", "cpu", "--metrics", str(metrics), *_paths(tmp_path)])
+                   "--seed", "0", "--device", "cpu", "--log-every", "100",
+                   "--metrics", str(metrics), *_paths(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == data.synthetic_note() and out.count(data.synthetic_note()) == 1
+    assert "1000 to train and 250 to test" in data.synthetic_note()
     assert "训练数据集的长度为：1000" in out and "测试数据集的长度为：250" in out
     assert "-------第 1 轮训练开始-------" in out and "-------第 2 轮训练开始-------" in out
     steps = [int(s) for s in re.findall(r"训练次数：(\d+), Loss: [\d.]+", out)]
@@ -65,12 +77,16 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
     printed_loss = [float(a) for a in re.findall(r"整体测试集上的Loss: ([\d.]+)", out)]
     assert len(printed_acc) == 2 and len(printed_loss) == 2 and out.count("模型已保存") == 2
 
-    # Checkpoints: the course's names, plain data loadable with weights_only=True.
-    ckpt_dir = tmp_path / "run" / "ckpt"
+    # A run owns its files: checkpoints/p23_train/<run-id>/ beside logs/p23_train/<run-id>/.
+    run = only_run(tmp_path / "run" / "logs", "p23_train")
+    ckpt_dir = _run_checkpoints(tmp_path)
+    assert ckpt_dir.name == run.name
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth", "gst_1.pth"]
     state = torch.load(ckpt_dir / "gst_1.pth", weights_only=True)
     assert state["arch"] == "GST" and state["epoch"] == 1 and state["total_train_step"] == 200
-    assert state["classes"] == list(CIFAR10_CLASSES)
+    assert state["classes"] == list(CIFAR10_CLASSES) and state["run_id"] == run.name
+    assert state["data"] == {"source": "fake-data", "path": None, "train_images": 1000,
+                             "test_images": 250}
     assert state["args"]["lr"] == 0.02 and state["args"]["logdir"] == str(tmp_path / "run" / "logs")
     assert state["optimizer"]["param_groups"][0]["lr"] == 0.02
 
@@ -80,8 +96,7 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
     assert printed_acc[-1] == pytest.approx(oracle, abs=1e-9)
     assert oracle > 0.6
 
-    # TensorBoard: one run with the course's three tags, at the course's steps.
-    run = only_run(tmp_path / "run" / "logs", "p23_train")
+    # TensorBoard: the course's three tags, at the course's steps.
     assert {"train_loss", "test_loss", "test_accuracy"} <= scalar_tags(run)
     assert [s for s, _ in scalars(run, "train_loss")] == [100, 200]
     assert [s for s, _ in scalars(run, "test_loss")] == [0, 1]
@@ -98,16 +113,65 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
     assert m["checkpoint"] == str(ckpt_dir / "gst_1.pth")
 
 
+@pytest.mark.parametrize("steps_per_epoch, flag, expected", [
+    (782, None, 100),        # CIFAR-10 at batch 64: the course's every 100 steps
+    (500, None, 100),
+    (499, None, 49),         # smaller: about ten points an epoch
+    (32, None, 3),           # --fake-data at batch 64
+    (5, None, 1),
+    (32, 7, 7),              # --log-every
+])
+def test_log_interval(steps_per_epoch, flag, expected):
+    assert writer.log_interval(steps_per_epoch, flag) == expected
+
+
+def test_quick_start_draws_a_curve_in_every_epoch(tmp_path, monkeypatch, capsys):
+    # The quick start's data, in small: 320 images at batch 64 = 5 steps an epoch, so a point
+    # every step; with the course's fixed 100 steps this run would log nothing at all.
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 320)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 64)
+    assert p23.main(["--fake-data", "--epochs", "2", "--device", "cpu", *_paths(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "train_loss every 1 steps (5 steps an epoch)" in out
+    run = only_run(tmp_path / "run" / "logs", "p23_train")
+    assert [s for s, _ in scalars(run, "train_loss")] == list(range(1, 11))
+    assert [s for s, _ in scalars(run, "test_accuracy")] == [0, 1]
+
+
 def test_seed_makes_runs_repeatable(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 128)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 32)
     args = ["--fake-data", "--epochs", "1", "--batch-size", "16", "--seed", "3", "--device", "cpu"]
     assert p23.main([*args, *_paths(tmp_path, "a")]) == 0
     assert p23.main([*args, *_paths(tmp_path, "b")]) == 0
-    a = torch.load(tmp_path / "a" / "ckpt" / "gst_0.pth", weights_only=True)
-    b = torch.load(tmp_path / "b" / "ckpt" / "gst_0.pth", weights_only=True)
+    a = torch.load(_run_checkpoints(tmp_path, "a") / "gst_0.pth", weights_only=True)
+    b = torch.load(_run_checkpoints(tmp_path, "b") / "gst_0.pth", weights_only=True)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k])
+
+
+def test_a_second_run_leaves_the_first_runs_files_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 128)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 32)
+    args = ["--fake-data", "--batch-size", "32", "--device", "cpu", *_paths(tmp_path)]
+    assert p23.main([*args, "--epochs", "3"]) == 0
+    (first,) = (tmp_path / "run" / "ckpt" / "p23_train").iterdir()
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+    assert sorted(before) == ["gst_0.pth", "gst_1.pth", "gst_2.pth"]
+
+    assert p23.main([*args, "--epochs", "2"]) == 0             # the same second, maybe: -2
+    after = {p.name: p.read_bytes() for p in first.iterdir()}
+    assert after == before                                      # byte for byte
+    second = [d for d in (tmp_path / "run" / "ckpt" / "p23_train").iterdir() if d != first]
+    assert len(second) == 1 and _ckpt_names(second[0]) == ["gst_0.pth", "gst_1.pth"]
+    assert sorted(r.name for r in run_dirs(tmp_path / "run" / "logs", "p23_train")) == sorted(
+        [first.name, second[0].name])
+    # --resume last goes on with the newest run: the second, ended after epoch 2 of 2
+    capsys.readouterr()
+    assert p23.main([*args, "--resume", "last"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {second[0] / 'gst_1.pth'} is epoch 2 of 2, the run's last: nothing "
+                   "to train (add --epochs N, more than 2, to go on)\n")
 
 
 def _interrupt_in_second_epoch(monkeypatch, after_batches=3):
@@ -128,53 +192,136 @@ def _interrupt_in_second_epoch(monkeypatch, after_batches=3):
     monkeypatch.setattr(p23, "train", train)
 
 
-def test_ctrl_c_then_resume_continues_at_the_right_epoch(tmp_path, monkeypatch, capsys):
-    # 400 images in batches of 4: 100 steps per epoch, so train_loss is logged once an epoch.
+def test_ctrl_c_then_resume_equals_an_unbroken_run(tmp_path, monkeypatch, capsys):
+    # 400 images in batches of 4: 100 steps per epoch, so train_loss is logged every 10 steps.
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 400)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 40)
     args = ["--fake-data", "--epochs", "2", "--batch-size", "4", "--lr", "0.005",
-            "--momentum", "0.5", "--seed", "1", "--device", "cpu"]
+            "--momentum", "0.5", "--seed", "1"]
 
     # The reference: two epochs without a break.
-    assert p23.main([*args, *_paths(tmp_path, "ref")]) == 0
-    ref = torch.load(tmp_path / "ref" / "ckpt" / "gst_1.pth", weights_only=True)
+    assert p23.main([*args, "--device", "cpu", *_paths(tmp_path, "ref")]) == 0
+    ref = torch.load(_run_checkpoints(tmp_path, "ref") / "gst_1.pth", weights_only=True)
 
     # Ctrl-C during epoch 2: exit 130, gst_0.pth intact, no gst_1.pth, no temporary file.
-    ckpt_dir, logdir = tmp_path / "run" / "ckpt", tmp_path / "run" / "logs"
+    logdir = tmp_path / "run" / "logs"
     with monkeypatch.context() as m:
         _interrupt_in_second_epoch(m)
         capsys.readouterr()
         assert p23.main([*args, *_paths(tmp_path)]) == 130
+    ckpt_dir = _run_checkpoints(tmp_path)
     err = capsys.readouterr().err
-    assert f"stopped during epoch 2: {ckpt_dir / 'gst_0.pth'} holds the last finished epoch" in err
+    assert f"stopped during epoch 2 of 2: gst_0.pth holds epoch 1; go on with: " in err
     assert err.rstrip().endswith("interrupted")
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
     gst_0 = checkpoint.load(ckpt_dir / "gst_0.pth")
     assert gst_0["epoch"] == 0 and gst_0["total_train_step"] == 100
-    first_run = only_run(logdir, "p23_train")
-    assert [s for s, _ in scalars(first_run, "train_loss")] == [100]
 
-    # --resume: epoch 2 only, into a new run folder whose steps continue.
-    assert p23.main([*args, "--resume", str(ckpt_dir / "gst_0.pth"), *_paths(tmp_path)]) == 0
+    # --resume with nothing else but where files go: the run's own settings (batch 4, lr,
+    # momentum, --fake-data, 2 epochs) come from the checkpoint.
+    assert p23.main(["--resume", str(ckpt_dir / "gst_0.pth"), *_paths(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "-------第 1 轮训练开始-------" not in out and "-------第 2 轮训练开始-------" in out
+    assert f"resuming run {ckpt_dir.name} from {ckpt_dir / 'gst_0.pth'}: epoch 2 of 2" in out
+    assert out.splitlines()[0] == data.synthetic_note()
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth", "gst_1.pth"]
     final = checkpoint.load(ckpt_dir / "gst_1.pth")
     assert final["epoch"] == 1 and final["total_train_step"] == 200
-    resumed = [r for r in run_dirs(logdir, "p23_train") if r != first_run]
-    assert len(resumed) == 1
-    assert [s for s, _ in scalars(resumed[0], "train_loss")] == [200]
-    assert [s for s, _ in scalars(resumed[0], "test_loss")] == [1]
+    # one run, one curve: the interrupted epoch's points (110, 120) are replaced, not doubled
+    run = only_run(logdir, "p23_train")
+    assert run.name == ckpt_dir.name
+    assert [s for s, _ in scalars(run, "train_loss")] == list(range(10, 201, 10))
+    assert [s for s, _ in scalars(run, "test_loss")] == [0, 1]
 
     # The optimizer state came back: with momentum, the resumed run ends with the same
     # momentum buffers and weights as the unbroken one (the shuffle order resumed too).
     assert final["optimizer"]["param_groups"][0]["momentum"] == 0.5
-    assert all(torch.isfinite(v).all() for v in final["model"].values())
+    assert final["args"]["batch_size"] == 4 and final["args"]["lr"] == 0.005
     for k, v in ref["optimizer"]["state"].items():
         assert torch.allclose(final["optimizer"]["state"][k]["momentum_buffer"],
                               v["momentum_buffer"], rtol=0, atol=1e-6)
     for k, v in ref["model"].items():
         assert torch.allclose(final["model"][k], v, rtol=0, atol=1e-6), k
+
+
+def test_the_printed_resume_command_works_pasted_as_it_is(tmp_path, monkeypatch, capsys):
+    # The quick start's data (2000 synthetic images, batch 64: 32 steps an epoch, train_loss
+    # every 3 steps), 4 epochs, Ctrl-C in epoch 2; the line it prints is run in a shell.
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as m:
+        _interrupt_in_second_epoch(m)
+        assert p23.main(["--fake-data", "--epochs", "4", "--logdir", "logs",
+                         "--checkpoint-dir", "ckpt"]) == 130
+    err = capsys.readouterr().err
+    (command,) = re.findall(r"go on with: (.+)$", err, re.M)
+    assert " --resume ckpt/p23_train/" in command and command.endswith(
+        "/gst_0.pth --logdir logs --checkpoint-dir ckpt")
+
+    env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable),
+                                                 os.environ.get("PATH", "")]))
+    done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.findall(r"-------第 (\d+) 轮训练开始-------", done.stdout) == ["2", "3", "4"]
+    (run,) = run_dirs(tmp_path / "logs", "p23_train")
+    assert _ckpt_names(tmp_path / "ckpt" / "p23_train" / run.name) == [
+        f"gst_{i}.pth" for i in range(4)]
+    assert [s for s, _ in scalars(run, "train_loss")] == list(range(3, 4 * 32 + 1, 3))
+    assert [s for s, _ in scalars(run, "test_accuracy")] == [0, 1, 2, 3]
+
+
+def test_resume_overrides_forks_and_refuses_other_classes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    paths = _paths(tmp_path)
+    assert p23.main(["--fake-data", "--epochs", "2", "--batch-size", "16", "--device", "cpu",
+                     *paths]) == 0
+    run_ckpt = _run_checkpoints(tmp_path)
+
+    # --epochs given here overrides the saved 2: the finished run goes on, in its folder
+    assert p23.main(["--resume", "last", "--epochs", "3", "--lr", "0.05", *paths]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming run {run_ckpt.name} from {run_ckpt / 'gst_1.pth'}: epoch 3 of 3" in out
+    assert _ckpt_names(run_ckpt) == ["gst_0.pth", "gst_1.pth", "gst_2.pth"]
+    state = checkpoint.load(run_ckpt / "gst_2.pth")
+    assert state["args"]["epochs"] == 3 and state["args"]["batch_size"] == 16
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.05 and state["args"]["lr"] == 0.05
+
+    # An older epoch of a run goes on as a new run: the first run's later files stay as they are
+    before = {p.name: p.read_bytes() for p in run_ckpt.iterdir()}
+    assert p23.main(["--resume", str(run_ckpt / "gst_0.pth"), *paths]) == 0
+    out = capsys.readouterr().out
+    assert f"{run_ckpt / 'gst_0.pth'}".split("/")[-1] + " is not its run's last checkpoint " \
+           "(gst_2.pth is): it goes on as a new run" in out
+    assert {p.name: p.read_bytes() for p in run_ckpt.iterdir()} == before
+    forks = [d for d in run_ckpt.parent.iterdir() if d != run_ckpt]
+    assert len(forks) == 1 and _ckpt_names(forks[0]) == ["gst_1.pth"]   # epoch 2 of the saved 2
+
+    # A data source given here replaces the saved one; other classes are one line
+    pics = _image_folder(tmp_path / "pics", n_train=2, n_val=1)
+    assert p23.main(["--resume", str(run_ckpt / "gst_2.pth"), "--image-folder", str(pics),
+                     *paths]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {run_ckpt / 'gst_2.pth'} was trained on classes {list(CIFAR10_CLASSES)}, "
+        "but this data has ['ants', 'bees']\n")
+
+
+def test_resume_last_without_a_run_is_one_line(tmp_path, capsys):
+    assert p23.main(["--resume", "last", *_paths(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no p23_train run in {tmp_path / 'run' / 'ckpt' / 'p23_train'}: "
+        "start one with python scripts/p23_train.py\n")
+
+
+def test_a_loss_that_runs_away_stops_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 320)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 64)
+    rc = p23.main(["--fake-data", "--epochs", "3", "--lr", "1e6", "--seed", "0",
+                   "--device", "cpu", *_paths(tmp_path)])
+    assert rc == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert re.fullmatch(r"error: training diverged: the loss is (nan|inf) at step \d+ "
+                        r"\(--lr 1000000\.0, --momentum 0\.0\): try a smaller --lr\. .+", err), err
 
 
 def test_ctrl_c_while_saving_leaves_no_corrupt_checkpoint(tmp_path, monkeypatch, capsys):
@@ -192,9 +339,24 @@ def test_ctrl_c_while_saving_leaves_no_corrupt_checkpoint(tmp_path, monkeypatch,
     monkeypatch.setattr(torch, "save", save)
     rc = p23.main(["--fake-data", "--epochs", "3", "--device", "cpu", *_paths(tmp_path)])
     assert rc == 130
-    ckpt_dir = tmp_path / "run" / "ckpt"
+    ckpt_dir = _run_checkpoints(tmp_path)
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
     assert checkpoint.load(ckpt_dir / "gst_0.pth")["epoch"] == 0
+
+
+def test_ctrl_c_in_the_first_epoch_leaves_no_empty_checkpoint_folder(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(p23, "train", interrupted)
+    assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 130
+    assert capsys.readouterr().err == ("stopped during epoch 1 of 10: no epoch finished, nothing "
+                                       "to resume: run the same command again\ninterrupted\n")
+    assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
 
 
 def test_resume_errors(tmp_path, monkeypatch, capsys):
@@ -213,8 +375,8 @@ def test_resume_errors(tmp_path, monkeypatch, capsys):
     checkpoint.save({"model": GST().state_dict(), "optimizer": {}, "epoch": 9,
                      "classes": list(CIFAR10_CLASSES)}, done)
     assert p23.main(["--fake-data", "--resume", str(done), *_paths(tmp_path)]) == 1
-    assert capsys.readouterr().err == (f"error: {done} already finished epoch 10 of --epochs 10: "
-                                       "nothing to train (raise --epochs to go on)\n")
+    assert capsys.readouterr().err == (f"error: {done} is epoch 10 of 10, the run's last: nothing "
+                                       "to train (add --epochs N, more than 10, to go on)\n")
     assert not (tmp_path / "run").exists()          # nothing written by a failed start
 
 
@@ -239,8 +401,10 @@ def test_image_folder_trains_on_your_own_classes(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "训练数据集的长度为：24" in out and "测试数据集的长度为：8" in out
-    state = checkpoint.load(tmp_path / "run" / "ckpt" / "gst_5.pth")
+    state = checkpoint.load(_run_checkpoints(tmp_path) / "gst_5.pth")
     assert state["classes"] == ["ants", "bees"]
+    assert state["data"] == {"source": "image-folder", "path": str(folder), "train_images": 24,
+                             "test_images": 8}
     assert state["model"]["model.8.weight"].shape == (2, 64)
     acc = [float(a) for a in re.findall(r"整体测试集上的正确率: ([\d.]+)", out)]
     assert acc[-1] == 1.0                             # red vs blue: easy
@@ -278,7 +442,10 @@ def test_real_cifar10_files_are_used(real_cifar, tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "训练数据集的长度为：50" in out and "测试数据集的长度为：20" in out
-    assert _ckpt_names(tmp_path / "ckpt") == ["gst_0.pth"]
+    (run,) = (tmp_path / "ckpt" / "p23_train").iterdir()
+    assert _ckpt_names(run) == ["gst_0.pth"]
+    assert checkpoint.load(run / "gst_0.pth")["data"] == {
+        "source": "cifar10", "path": str(real_cifar), "train_images": 50, "test_images": 20}
 
 
 def test_offline_without_cifar_is_one_line(tmp_path, offline, capsys):
@@ -298,8 +465,16 @@ def test_absent_device_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: device 'mps' is not available on this machine")
 
 
-@pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--epochs", "0"), ("--lr", "-1")])
-def test_bad_numbers_are_one_line(tmp_path, capsys, flag, value):
-    assert p23.main(["--fake-data", flag, value, *_paths(tmp_path)]) == 1
-    assert capsys.readouterr().err == ("error: --batch-size and --epochs must be 1 or more, "
-                                       "--lr and --momentum 0 or more\n")
+@pytest.mark.parametrize("flag, value, words", [
+    ("--lr", "nan", "a number above 0, not nan"),
+    ("--lr", "inf", "a number above 0, not inf"),
+    ("--momentum", "1", "0 or more and below 1, not 1"),
+    ("--log-every", "0", "1 or more, not 0"),
+])
+def test_bad_numbers_are_argparse_errors_naming_the_flag(tmp_path, capsys, flag, value, words):
+    with pytest.raises(SystemExit) as e:
+        p23.main(["--fake-data", flag, value, *_paths(tmp_path)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (f"error: argument {flag}: must be {words} "
+                                       "(see --help)\n")
+    assert not (tmp_path / "run").exists()

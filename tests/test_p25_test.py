@@ -38,6 +38,12 @@ def ants_bees(tmp_path_factory):
     return root / "ckpt"
 
 
+def _last(ckpt_root):
+    """The last epoch of the one p23 run under ``ckpt_root``."""
+    (run,) = (ckpt_root / "p23_train").iterdir()
+    return max(run.iterdir(), key=lambda p: int(p.stem.split("_")[1]))
+
+
 def _predictions(out):
     """{path: [(class, probability), ...]} from p25's output."""
     result, current = {}, None
@@ -71,7 +77,9 @@ def test_every_image_mode_is_converted_and_predicted(ants_bees, tmp_path, capsys
     paths = [str(tmp_path / n) for n in files]
     assert p25.main([*paths, "--checkpoint-dir", str(ants_bees), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert f"checkpoint: {ants_bees / 'gst_5.pth'}" in out      # the newest one
+    assert f"checkpoint: {_last(ants_bees)}" in out      # the last epoch of the newest run
+    assert _last(ants_bees).name == "gst_5.pth"
+    assert "model:" not in out and "Sequential" not in out     # the layers only with --verbose
     assert f"{tmp_path / 'red_rgba.png'}  (PNG RGBA 50x40 -> RGB 32x32)" in out
     assert f"{tmp_path / 'blue_palette.png'}  (PNG P 64x48 -> RGB 32x32)" in out
     assert f"{tmp_path / 'gray.png'}  (PNG L 50x40 -> RGB 32x32)" in out
@@ -119,7 +127,7 @@ def test_bad_files_get_one_line_each_and_the_rest_are_predicted(ants_bees, tmp_p
     missing = tmp_path / "missing.jpg"
 
     rc = p25.main([str(missing), str(text), str(good), str(truncated),
-                   "--checkpoint", str(ants_bees / "gst_5.pth")])
+                   "--checkpoint", str(_last(ants_bees))])
     assert rc == 1
     captured = capsys.readouterr()
     assert list(_predictions(captured.out)) == [str(good)]
@@ -136,28 +144,74 @@ def test_topk(ants_bees, tmp_path, capsys):
     _picture(BLUE).save(tmp_path / "b.png")
     assert p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "1"]) == 0
     assert [c for c, _ in _predictions(capsys.readouterr().out)[str(tmp_path / "b.png")]] == ["bees"]
-    assert p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "0"]) == 1
-    assert capsys.readouterr().err == "error: --topk must be 1 or more, not 0\n"
+    with pytest.raises(SystemExit) as e:
+        p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "0"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "error: argument --topk: must be 1 or more, not 0 (see --help)\n"
 
 
-def test_default_checkpoint_is_the_newest(tmp_path, capsys):
-    for i, name in enumerate(["gst_9.pth", "gst_10.pth", "gst_2.pth"]):
-        classes = [f"{name[:-4]}_{k}" for k in range(10)]
-        checkpoint.save({"arch": "GST", "model": GST().state_dict(), "classes": classes},
-                        tmp_path / name)
-        os.utime(tmp_path / name, ns=(10**18 + i, 10**18 + i))
+def test_default_is_the_last_epoch_of_the_newest_p23_run_never_another_lessons_file(tmp_path,
+                                                                                   capsys):
+    t = 10**18
+    for run, name, when in [("20260101-000000", "gst_9.pth", t + 1), ("20260102-000000", "gst_2.pth", t + 2),
+                            ("20260102-000000", "gst_10.pth", t + 3)]:
+        classes = [f"{run}/{name}_{k}" for k in range(10)]
+        path = checkpoint.save({"arch": "GST", "model": GST().state_dict(), "classes": classes,
+                                "epoch": int(name[4:-4])}, tmp_path / "p23_train" / run / name)
+        os.utime(path, ns=(when, when))
+    # written after every p23 run, in lesson 22's own folder and in the root: never taken
+    later = t + 9
+    for stray in (tmp_path / "p22_model_save" / "gst_method2.pth", tmp_path / "gst_method2.pth"):
+        checkpoint.save(GST().state_dict(), stray)
+        os.utime(stray, ns=(later, later))
     _picture(RED).save(tmp_path / "r.png")
     assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"checkpoint: {tmp_path / 'gst_2.pth'}" in out
-    assert all(c.startswith("gst_2_") for c, _ in _predictions(out)[str(tmp_path / "r.png")])
+    assert f"checkpoint: {tmp_path / 'p23_train' / '20260102-000000' / 'gst_10.pth'}" in out
+    assert "trained on: CIFAR-10 (size not recorded), 11 epochs; test accuracy not recorded" in out
+    assert all(c.startswith("20260102-000000/gst_10.pth_")
+               for c, _ in _predictions(out)[str(tmp_path / "r.png")])
 
 
-def test_no_checkpoint_is_one_line(tmp_path, capsys):
+def test_no_trained_model_names_the_command_that_makes_one(tmp_path, capsys):
     _picture(RED).save(tmp_path / "r.png")
-    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "empty")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: no checkpoint (*.pth) in {tmp_path / 'empty'}") and err.count("\n") == 1
+    checkpoint.save(GST().state_dict(), tmp_path / "ck" / "p22_model_save" / "gst_method2.pth")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "ck")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no p23_train run in {tmp_path / 'ck' / 'p23_train'}: train a model first: "
+        "python scripts/p23_train.py (CIFAR-10), or offline python scripts/p23_train.py "
+        "--fake-data --epochs 5; or pass --checkpoint PATH\n")
+
+
+def test_what_the_model_was_trained_on_is_printed(ants_bees, tmp_path, monkeypatch, capsys):
+    _picture(RED).save(tmp_path / "r.png")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(ants_bees)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    state = checkpoint.load(_last(ants_bees))
+    assert out[1] == (f"trained on: the image folder {ants_bees.parent / 'pics'} (24 images, "
+                      f"classes: ants, bees), 6 epochs; test accuracy "
+                      f"{state['test_accuracy']:.4f} of 8 test images")
+    assert "never a photograph" not in "\n".join(out)
+
+    # a --fake-data model says, in one line, that it has never seen a photograph
+    from common import data
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    p23 = load_script("p23_train")
+    assert p23.main(["--fake-data", "--epochs", "1", "--logdir", str(tmp_path / "logs"),
+                     "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    capsys.readouterr()
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+                     "--verbose"]) == 0
+    out = capsys.readouterr().out
+    accuracy = checkpoint.load(_last(tmp_path / "ckpt"))["test_accuracy"]
+    assert (f"trained on: synthetic --fake-data pictures (64 images, no photographs), 1 epoch; "
+            f"test accuracy {accuracy:.4f} of 16 test images\n") in out
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert notes == ["note: this model has only ever seen --fake-data's coloured stripes, never a "
+                     "photograph: for a real picture its answer is a guess. Train on CIFAR-10 "
+                     "(python scripts/p23_train.py) for real predictions"]
+    assert "model:\nGST(\n  (model): Sequential(" in out         # --verbose: the layers
 
 
 def test_whole_model_pickle_needs_trust(tmp_path, capsys):

@@ -1,0 +1,87 @@
+"""Every numeric flag of every script is checked where it is parsed.
+
+The flags are read from each script's own parser, so a new flag is covered with no new test.
+A value out of range is argparse's error naming the flag, exit 2, before any work starts.
+"""
+import argparse
+import re
+
+import pytest
+
+from common import cli
+from conftest import SCRIPTS, load_script
+
+CHECKED = {cli.positive_int, cli.non_negative_int, cli.positive_float, cli.seed_int,
+           cli.momentum_float, cli.positive_int_or_all}
+# The flags for which 0 is a value with its plain meaning; for every other numeric flag 0 is
+# refused (no "0 means all", no epochs that train nothing). -1 is refused everywhere.
+ZERO_MEANS_ZERO = {"--seed", "--num-workers", "--momentum"}
+NAMES = sorted(p.stem for p in SCRIPTS.glob("p[0-9][0-9]_*.py"))
+POSITIONALS = {"p25_test": ["picture.png"]}
+
+
+def numeric_flags(name):
+    parser = load_script(name).get_args_parser()
+    return parser, [a for a in parser._actions
+                    if a.option_strings and a.type in (int, float, *CHECKED)]
+
+
+def cases():
+    for name in NAMES:
+        for action in numeric_flags(name)[1]:
+            for value in ("0", "-1"):
+                yield pytest.param(name, action.option_strings[0], value,
+                                   id=f"{name} {action.option_strings[0]} {value}")
+
+
+def test_every_script_is_covered():
+    assert len(NAMES) == 21
+    flags = {flag for name in NAMES for a in numeric_flags(name)[1] for flag in a.option_strings}
+    assert {"--batch-size", "--epochs", "--lr", "--seed", "--num-workers", "--momentum",
+            "--topk", "--max-batches", "--crop-size", "--log-every"} <= flags
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_numeric_flag_is_unchecked(name):
+    _, actions = numeric_flags(name)
+    assert [a.option_strings for a in actions if a.type in (int, float)] == []
+
+
+@pytest.mark.parametrize("name, flag, value", list(cases()))
+def test_zero_and_minus_one(name, flag, value, capsys):
+    argv = [*POSITIONALS.get(name, []), flag, value]
+    if value == "0" and flag in ZERO_MEANS_ZERO:
+        args = numeric_flags(name)[0].parse_args(argv)
+        assert getattr(args, flag[2:].replace("-", "_")) == 0
+        return
+    with pytest.raises(SystemExit) as e:
+        load_script(name).main(argv)            # the script's own entry: nothing runs
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"error: argument {flag}: must be [^\n]+[,;] not {value} \(see --help\)\n",
+                        err), err
+
+
+@pytest.mark.parametrize("parse, text, expected", [
+    (cli.positive_int, "3", 3), (cli.non_negative_int, "0", 0), (cli.positive_float, "1e-3", 0.001),
+    (cli.seed_int, str(2**32 - 1), 2**32 - 1), (cli.momentum_float, "0.9", 0.9),
+    (cli.positive_int_or_all, "all", None), (cli.positive_int_or_all, "ALL", None),
+    (cli.positive_int_or_all, "7", 7),
+])
+def test_good_values(parse, text, expected):
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize("parse, text, message", [
+    (cli.positive_int, "1.5", "must be 1 or more, not '1.5'"),
+    (cli.positive_int, "ten", "must be 1 or more, not 'ten'"),
+    (cli.positive_float, "nan", "must be a number above 0, not nan"),
+    (cli.positive_float, "-inf", "must be a number above 0, not -inf"),
+    (cli.seed_int, str(2**32), f"must be 0 to {2**32 - 1}, not {2**32}"),
+    (cli.momentum_float, "1", "must be 0 or more and below 1, not 1"),
+    (cli.positive_int_or_all, "none", "must be 1 or more, or all; not none"),
+])
+def test_bad_values(parse, text, message):
+    with pytest.raises(argparse.ArgumentTypeError) as e:
+        parse(text)
+    assert str(e.value) == message
