@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from common import data
-from common.cli import UserError
+from common.cli import UserError, positive_int
 from common.device import get_device, synchronize
 from common.model import GST
 
@@ -114,9 +114,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="where to train (default: auto, the accelerator if there is one)")
-    parser.add_argument("--images", type=int, default=10000,
+    parser.add_argument("--images", type=positive_int, default=10000,
                         help="images per timed epoch (default: 10000)")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=positive_int, default=3,
                         help="timed epochs of each loop; medians are reported (default: 3)")
     parser.add_argument("--nchw", action="store_true",
                         help="also time p23's loop with the default NCHW memory format "

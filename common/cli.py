@@ -158,11 +158,12 @@ def logdir_flags() -> argparse.ArgumentParser:
     return p
 
 
-def checkpoint_flags() -> argparse.ArgumentParser:
+def checkpoint_flags(help: str = "where checkpoints are written and looked for "
+                                  "(default: checkpoints/ in the repository)"
+                     ) -> argparse.ArgumentParser:
+    """``--checkpoint-dir``; ``help`` says what it means to the script (which sub-folder)."""
     p = _parent()
-    p.add_argument("--checkpoint-dir", type=Path, default=paths.CHECKPOINT_DIR,
-                   help="where checkpoints are written and looked for "
-                        "(default: checkpoints/ in the repository)")
+    p.add_argument("--checkpoint-dir", type=Path, default=paths.CHECKPOINT_DIR, help=help)
     return p
 
 
@@ -231,23 +232,29 @@ def given(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
 def command_line(script: str | Path, *args: str | Path) -> str:
     """A shell line that runs ``script`` with ``args`` again, to print for pasting.
 
-    Paths are relative to the working directory where they are inside it. ``python`` is this
+    Paths are shown as :func:`shown` shows them. ``python`` is this
     interpreter's name where the shell finds this very interpreter by it, else its full path.
     """
     name = Path(sys.executable).name
     on_path = shutil.which(name)
     python = name if on_path and Path(on_path).resolve() == Path(sys.executable).resolve() \
         else sys.executable
-    return shlex.join([python, *(_relative(a) for a in (script, *args))])
+    return shlex.join([python, *(shown(a) if isinstance(a, Path) else str(a)
+                                 for a in (script, *args))])
 
 
-def _relative(arg: str | Path) -> str:
-    if not isinstance(arg, Path):
-        return str(arg)
-    try:
-        return str(arg.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(arg.resolve())
+def shown(path: Path) -> str:
+    """A path as the user can paste it here: as typed when relative, relative to the working
+    directory when inside it, else absolute."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    for inside, cwd in ((path, Path.cwd()), (path.resolve(), Path.cwd().resolve())):
+        try:
+            return str(inside.relative_to(cwd))
+        except ValueError:
+            pass
+    return str(path)
 
 
 def _show(path: Path) -> str:

@@ -189,11 +189,14 @@ class InMemoryLoader:
     ``[B, 3, H, W]``, and int64 targets — but the whole set is copied to the device once and
     each batch is one gather and one divide there, instead of 64 PIL images converted one by
     one on the CPU. ``shuffle`` draws a new order each epoch (from ``generator`` when given).
+    ``normalize=(mean, std)`` then does what ``transforms.Normalize([mean] * 3, [std] * 3)``
+    does: ``(x - mean) / std``.
     """
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int, *,
                  shuffle: bool = False, device: torch.device | str = "cpu",
-                 channels_last: bool = False, generator: torch.Generator | None = None):
+                 channels_last: bool = False, generator: torch.Generator | None = None,
+                 normalize: tuple[float, float] | None = None):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("images must be a uint8 tensor [N, C, H, W]")
         if len(images) != len(targets):
@@ -204,6 +207,7 @@ class InMemoryLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.normalize = normalize
 
     def __len__(self) -> int:
         return math.ceil(len(self.targets) / self.batch_size)
@@ -222,4 +226,7 @@ class InMemoryLoader:
                 imgs, targets = self.images[idx], self.targets[idx]
             # uint8 -> float in [0, 1]: exactly what ToTensor does, done for the whole batch
             imgs = imgs.float().div_(255).contiguous(memory_format=self.memory_format)
+            if self.normalize is not None:
+                mean, std = self.normalize
+                imgs.sub_(mean).div_(std)
             yield imgs, targets

@@ -11,8 +11,10 @@ the ants/bees pictures in the course's two layouts:
    ``.txt`` file in ``ants_label/`` holding its label. The course's loop writes those label
    files; then a second Dataset reads each image with its ``.txt`` label back.
 
-Look at: the lengths (ants + bees = train_dataset), the first ant and the first bee of
-``train_dataset`` (index ``len(ants_dataset)``), and the label files written.
+Look at: the lengths (``len(ants_dataset): 10`` + ``len(bees_dataset): 10`` =
+``len(train_dataset): 20``), the first ant and the first bee of ``train_dataset`` (index
+``len(ants_dataset)``), the label files written, and, under the header ``second layout, read
+back with MyLabelData``, the same lengths and pictures read back with their ``.txt`` labels.
 
     python scripts/p06_dataset.py
     python scripts/p06_dataset.py --image-folder dataset/hymenoptera_data   # the real photos
@@ -158,6 +160,8 @@ def main(argv=None) -> int:
         print(f"wrote {len(img_path)} label files to {os.path.join(root_dir, out_dir)}")
 
     # 5. 读回图片和 label / read each image with its .txt label back
+    # Step 2's variable names again, now for the second layout: a header says which.
+    print("second layout, read back with MyLabelData (each image with its .txt label):")
     ants_dataset = MyLabelData(root_dir, "ants_image", "ants_label")
     bees_dataset = MyLabelData(root_dir, "bees_image", "bees_label")
     train_dataset = ants_dataset + bees_dataset

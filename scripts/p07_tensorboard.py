@@ -10,7 +10,9 @@
   Tag ``test``: an ant at step 1, then a bee at step 2 (drag the slider above the image).
 
 Look at: ``tensorboard --logdir logs``, then SCALARS -> ``y=2x`` (a straight line to 198 at
-step 99) and IMAGES -> ``test``. The printed lines give the array's type and shape.
+step 99) and IMAGES -> ``test``. For each picture the script prints its ``image_path``,
+``type(img_array): <class 'numpy.ndarray'>`` and ``img_array.shape: (150, 200, 3)`` (the
+sample's height, width, channels).
 
     python scripts/p07_tensorboard.py
     tensorboard --logdir logs
@@ -59,9 +61,9 @@ def main(argv=None) -> int:
     # 2. add_image: a PIL image -> numpy array (H, W, C) -> dataformats='HWC'
     for step, (image_path, img_PIL) in enumerate(zip(image_paths, imgs_PIL), start=1):
         img_array = np.array(img_PIL)
-        print(image_path)
-        print(type(img_array))
-        print(img_array.shape)
+        print(f"image_path: {image_path}")
+        print(f"type(img_array): {type(img_array)}")
+        print(f"img_array.shape: {img_array.shape}")      # (H, W, C): dataformats='HWC'
         writer.add_image("test", img_array, step, dataformats='HWC')
 
     writer.close()

@@ -11,9 +11,11 @@ two questions:
 
 Then OpenCV: ``cv2.imread`` gives a numpy ``ndarray`` [H, W, C] of 0..255, in BGR order.
 
-Look at: the printed types and shapes (PIL -> Tensor [3, H, W] float; cv2 -> ndarray
-[H, W, 3] uint8), the top-left pixel in RGB vs BGR, and in TensorBoard IMAGES ->
-``Tensor_img``.
+Look at: the labelled types and shapes: ``type(tensor_img): <class 'torch.Tensor'>``,
+``tensor_img.shape: torch.Size([3, 150, 200])  tensor_img.dtype: torch.float32`` (PIL ->
+Tensor [C, H, W], float); ``type(cv_img): <class 'numpy.ndarray'>``, ``cv_img.shape: (150,
+200, 3)  cv_img.dtype: uint8`` (cv2 -> ndarray [H, W, C]); the top-left pixel in RGB vs BGR;
+and in TensorBoard IMAGES -> ``Tensor_img``.
 
     python scripts/p08_transforms.py
     tensorboard --logdir logs
@@ -42,22 +44,22 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     img_path = args.image_folder / args.image       # an absolute --image replaces the folder
     img = open_image(img_path)
-    print(img)
+    print(f"img: {img}")
 
     # 1. transforms 该如何使用 / how to use a transform: make the tool, then call it
     tensor_trans = transforms.ToTensor()
     tensor_img = tensor_trans(img)
-    print(type(tensor_img))
-    print(tensor_img.shape, tensor_img.dtype)
-    print(f"values {tensor_img.min().item():.4f} .. {tensor_img.max().item():.4f} "
+    print(f"type(tensor_img): {type(tensor_img)}")
+    print(f"tensor_img.shape: {tensor_img.shape}  tensor_img.dtype: {tensor_img.dtype}")
+    print(f"tensor_img values: {tensor_img.min().item():.4f} .. {tensor_img.max().item():.4f} "
           "(ToTensor divides 0..255 by 255)")
 
     # 2. OpenCV: cv2.imread gives a numpy.ndarray
     cv_img = cv2.imread(str(img_path))
     if cv_img is None:            # cv2.imread returns None instead of raising
         raise UserError(f"cv2.imread cannot read {img_path}")
-    print(type(cv_img))
-    print(cv_img.shape, cv_img.dtype)
+    print(f"type(cv_img): {type(cv_img)}")
+    print(f"cv_img.shape: {cv_img.shape}  cv_img.dtype: {cv_img.dtype}")
     # OpenCV stores channels as B, G, R; PIL and ToTensor use R, G, B.
     # (cv2.cvtColor(cv_img, cv2.COLOR_BGR2RGB) gives RGB before ToTensor.)
     rgb = list(img.convert("RGB").getpixel((0, 0)))

@@ -10,9 +10,11 @@ Each transform has an input type, an output type and a job; watch the types:
 - ``Compose([...])``: transforms applied in order; each one's output is the next one's input.
 - ``RandomCrop(n)``: a random n x n piece; a new piece at every call.
 
-Look at: the printed pixel before and after Normalize (and the formula checked by hand), the
-sizes after each Resize, and in TensorBoard IMAGES: ``ToTensor``, ``Normalize`` (negative
-values show as black), ``Resize``, ``Resize_2`` and ``RandomCrop`` (10 crops: drag the slider).
+Look at: the pixel before and after Normalize, ``img_tensor[0][0][0]`` and
+``img_norm[0][0][0]`` (and the formula checked by hand); the sizes: ``img.size`` (width,
+height), ``img_resize`` 512x512, ``img_resize_2.shape`` (shorter side 512),
+``img_crop.shape``; and in TensorBoard IMAGES: ``ToTensor``, ``Normalize`` (negative values
+show as black), ``Resize``, ``Resize_2`` and ``RandomCrop`` (10 crops: drag the slider).
 
     python scripts/p09_common_transforms.py
     python scripts/p09_common_transforms.py --seed 0      # the same crops every run
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
                         f"({img.size[0]}x{img.size[1]}); use 1..{min(img.size)}")
     if args.seed is not None:
         torch.manual_seed(args.seed)                 # RandomCrop draws from torch's generator
-    print(img)
+    print(f"img: {img}")
 
     writer = tb.make_writer(args.logdir, SCRIPT)
 
@@ -63,32 +65,32 @@ def main(argv=None) -> int:
     writer.add_image("ToTensor", img_tensor)
 
     # 2. Normalize: (input - mean) / std, per channel
-    print(img_tensor[0][0][0])
+    print(f"img_tensor[0][0][0]: {img_tensor[0][0][0]!r}")      # channel 0 (R), row 0, column 0
     trans_norm = transforms.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
     img_norm = trans_norm(img_tensor)
-    print(img_norm[0][0][0])
+    print(f"img_norm[0][0][0]: {img_norm[0][0][0]!r}")
     x = img_tensor[0][0][0].item()
     print(f"by hand: ({x:.4f} - 0.5) / 0.5 = {(x - 0.5) / 0.5:.4f}")
     print("every value follows the formula:",
           torch.allclose(img_norm, (img_tensor - 0.5) / 0.5))
-    print(f"range {img_tensor.min().item():.4f}..{img_tensor.max().item():.4f} -> "
-          f"{img_norm.min().item():.4f}..{img_norm.max().item():.4f}")
+    print(f"range: img_tensor {img_tensor.min().item():.4f}..{img_tensor.max().item():.4f} -> "
+          f"img_norm {img_norm.min().item():.4f}..{img_norm.max().item():.4f}")
     writer.add_image("Normalize", img_norm)
 
     # 3. Resize((512, 512)): PIL -> PIL of exactly 512 x 512, then ToTensor for TensorBoard
-    print(img.size)
+    print(f"img.size: {img.size}")                          # PIL: (width, height)
     trans_resize = transforms.Resize((512, 512))
     img_resize = trans_resize(img)
-    print(img_resize)
+    print(f"img_resize: {img_resize}")
     img_resize = trans_totensor(img_resize)
-    print(img_resize.shape)
+    print(f"img_resize.shape (after ToTensor): {img_resize.shape}")
     writer.add_image("Resize", img_resize, 0)
 
     # 4. Compose: Resize(512) keeps the aspect ratio (shorter side -> 512), then ToTensor
     trans_resize_2 = transforms.Resize(512)
     trans_compose = transforms.Compose([trans_resize_2, trans_totensor])  # PIL -> PIL -> tensor
     img_resize_2 = trans_compose(img)
-    print(img_resize_2.shape)
+    print(f"img_resize_2.shape: {img_resize_2.shape}")
     writer.add_image("Resize_2", img_resize_2, 0)
 
     # 5. RandomCrop: a different piece each call
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
     for i in range(10):
         img_crop = trans_compose_2(img)
         writer.add_image("RandomCrop", img_crop, i)
-    print(f"RandomCrop: 10 crops of {list(img_crop.shape)}")
+    print(f"RandomCrop: 10 crops, img_crop.shape: {img_crop.shape}")
 
     writer.close()
     return 0

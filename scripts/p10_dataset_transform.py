@@ -5,9 +5,10 @@ training split (50000 images) or the test split (10000), each item an (image, ta
 transform=ToTensor() turns every PIL image into a [3, 32, 32] float tensor as it is read.
 
 What to look at:
-  - the printed sizes of train_set and test_set;
-  - test_set[0]: its image shape and its target. The target is a number, an index into
-    test_set.classes: test_set.classes[target] is the class name (cat for the real set);
+  - len(train_set): 50000 and len(test_set): 10000 (2000 and 500 with --fake-data);
+  - test_set[0]: img.shape: torch.Size([3, 32, 32]) and target: 3. The target is a number,
+    an index into test_set.classes: test_set.classes[target] is the class name (cat for the
+    real set);
   - TensorBoard, tag "test_set": the first 10 test images, steps 0-9.
 
 Example:
@@ -49,13 +50,13 @@ def main(argv=None) -> int:
                                fake=args.fake_data)
 
     # 2. 查看数据集 / look inside: sizes, one item, the class names
-    print(len(train_set))
-    print(len(test_set))
+    print(f"len(train_set): {len(train_set)}")
+    print(f"len(test_set): {len(test_set)}")
     img, target = test_set[0]          # __getitem__ returns (image, target)
-    print(img.shape)                   # the transformed image: a tensor [3, 32, 32]
-    print(target)                      # an index into test_set.classes, not a name
-    print(test_set.classes)
-    print(test_set.classes[target])    # the class of the first test image
+    print(f"img.shape: {img.shape}")   # the transformed image: a tensor [3, 32, 32]
+    print(f"target: {target}")         # an index into test_set.classes, not a name
+    print(f"test_set.classes: {test_set.classes}")
+    print(f"test_set.classes[target]: {test_set.classes[target]}")   # the first test image's class
 
     # 3. 写入TensorBoard / the first 10 test images, one step each
     writer = make_writer(args.logdir, SCRIPT)

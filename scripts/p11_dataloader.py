@@ -6,7 +6,8 @@ one tensor [batch_size]. shuffle=True deals the cards in a new order every epoch
 drop_last=False keeps the last, smaller batch when the set doesn't divide evenly.
 
 What to look at:
-  - the first test image's shape and target (an index into test_data.classes) and its class;
+  - the first test image: img.shape: torch.Size([3, 32, 32]), target: 3 (an index into
+    test_data.classes) and test_data.classes[target]: cat (for the real set);
   - TensorBoard, tags "Epoch: 0" and "Epoch: 1": one grid of batch_size images per step.
     Step 0 of the two epochs shows different images: shuffle=True reshuffles each epoch.
     With --seed the shuffling repeats from run to run.
@@ -52,9 +53,9 @@ def main(argv=None) -> int:
 
     # 3. 测试数据集中第一张图片及target / the first test image and its target
     img, target = test_data[0]
-    print(img.shape)
-    print(target)                       # an index: the label itself is test_data.classes[target]
-    print(test_data.classes[target])
+    print(f"img.shape: {img.shape}")
+    print(f"target: {target}")          # an index: the label itself is test_data.classes[target]
+    print(f"test_data.classes[target]: {test_data.classes[target]}")
 
     # 4. 每个epoch按batch写入TensorBoard / every batch of every epoch into TensorBoard
     writer = make_writer(args.logdir, SCRIPT)

@@ -4,7 +4,8 @@ Every network is a subclass of nn.Module: __init__ builds its parts (after
 super().__init__()), forward(input) says how an input becomes an output. You never call
 forward yourself: calling the module, module(x), runs nn.Module.__call__, which calls forward.
 
-What to look at: the module adds one to its input, so tensor(1.0) comes out as tensor(2.).
+What to look at: "output = add_one(x): tensor(2.)". The module adds one to its input,
+x = torch.tensor(1.0), so the output is tensor(2.).
 It runs on the CPU, as in the course: there is no model worth moving to a device yet.
 
 Example:
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     # 2. 调用模型 / call it: __call__() runs forward()
     x = torch.tensor(1.0)
     output = add_one(x)
-    print(output)
+    print(f"output = add_one(x): {output!r}")
     return 0
 
 

@@ -6,7 +6,8 @@ functions into layers, the next lesson's nn.Conv2d.) conv2d wants 4-D tensors,
 [batch_size, channels, height, width], so the course's 5x5 input and 3x3 kernel are reshaped
 to [1, 1, 5, 5] and [1, 1, 3, 3] first.
 
-What to look at:
+What to look at (each result printed under the call that made it):
+  - input.shape: torch.Size([1, 1, 5, 5]) and kernel.shape: torch.Size([1, 1, 3, 3]);
   - stride=1: the kernel moves one step at a time, a 3x3 output
     [[10, 12, 12], [18, 16, 16], [13, 9, 3]];
   - stride=2: two steps at a time, a 2x2 output [[10, 12], [13, 3]];
@@ -45,18 +46,21 @@ def main(argv=None) -> int:
     # 2. 变换尺寸 / reshape: (batch_size, channels, height, width)
     input = torch.reshape(input, (1, 1, 5, 5))
     kernel = torch.reshape(kernel, (1, 1, 3, 3))
-    print(input.shape)
-    print(kernel.shape)
+    print(f"input.shape: {input.shape}")
+    print(f"kernel.shape: {kernel.shape}")
 
-    # 3. 卷积 / convolve: stride 1, then stride 2
+    # 3. 卷积 / convolve: stride 1, then stride 2 (each result under a line saying which)
     output = F.conv2d(input, kernel, stride=1)
+    print("output = F.conv2d(input, kernel, stride=1):")
     print(output)
 
     output2 = F.conv2d(input, kernel, stride=2)
+    print("output2 = F.conv2d(input, kernel, stride=2):")
     print(output2)
 
     # 4. 填充 / padding=1: zeros around the border, so a 3x3 kernel keeps 5x5
     output3 = F.conv2d(input, kernel, stride=1, padding=1)
+    print("output3 = F.conv2d(input, kernel, stride=1, padding=1):")
     print(output3)
     return 0
 

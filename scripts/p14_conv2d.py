@@ -6,7 +6,8 @@ layer is made. Here nn.Conv2d(3, 6, 3) turns each RGB image of the CIFAR-10 test
 feature maps of 30x30 (a 3x3 kernel with no padding loses one pixel on every side).
 
 What to look at:
-  - the shapes: imgs torch.Size([64, 3, 32, 32]) -> output torch.Size([64, 6, 30, 30]).
+  - the shapes: imgs.shape: torch.Size([64, 3, 32, 32]) -> output.shape:
+    torch.Size([64, 6, 30, 30]).
     The course prints them for every batch (157 batches for the real test set); this prints
     the first batch and then how many batches ran — --print-every-batch prints them all;
   - TensorBoard, tags "input" and "output", one step per batch. TensorBoard draws an image
@@ -72,8 +73,8 @@ def main(argv=None) -> int:
             imgs = imgs.to(device)
             output = conv3to6(imgs)
             if step == 0 or args.print_every_batch:
-                print(imgs.shape)       # torch.Size([64, 3, 32, 32])
-                print(output.shape)     # torch.Size([64, 6, 30, 30])
+                print(f"imgs.shape: {imgs.shape}")        # torch.Size([64, 3, 32, 32])
+                print(f"output.shape: {output.shape}")    # torch.Size([64, 6, 30, 30])
             writer.add_images("input", imgs, step)
             # torch.Size([64, 6, 30, 30]): 6 channels can't be shown, an image has 3.
             # -1 lets reshape work out the batch: 64 x 6 channels = 128 x 3 channels.

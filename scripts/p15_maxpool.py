@@ -7,7 +7,8 @@ ceil_mode=True keeps a result for that partial window, ceil_mode=False (the defa
 Pooling keeps the strongest features while shrinking the data: fewer numbers, faster training.
 
 What to look at:
-  - the course's 5x5 input pooled with a 3x3 window:
+  - the course's 5x5 input (input.shape: torch.Size([1, 1, 5, 5])) pooled with a 3x3 window,
+    each output under the line "output = maxpool3(input), ceil_mode=...":
     ceil_mode=True -> [[2., 3.], [5., 1.]], ceil_mode=False -> [[2.]];
   - TensorBoard, tags "input" and "output": CIFAR-10 test images and the same images pooled
     to 10x10 (ceil_mode=False), blurred like a mosaic but still recognisable.
@@ -60,13 +61,13 @@ def main(argv=None) -> int:
                           [5, 2, 3, 1, 1],
                           [2, 1, 0, 1, 1]], dtype=torch.float32)
     input = torch.reshape(input, (-1, 1, 5, 5)).to(device)
-    print(input.shape)
+    print(f"input.shape: {input.shape}")
 
     # 2. 最大池化 / pool it twice: ceil_mode=True keeps the partial windows, False drops them
     for ceil_mode in (True, False):
         maxpool3 = MaxPool3(ceil_mode=ceil_mode).to(device)
         output = maxpool3(input)
-        print(f"ceil_mode={ceil_mode}")
+        print(f"output = maxpool3(input), ceil_mode={ceil_mode}:")
         print(output)
 
     # 3. 对图片的处理效果 / the effect on images: the CIFAR-10 test set in batches of 64

@@ -6,8 +6,8 @@ into (0, 1) with 1 / (1 + e^-x). inplace=False (the default) returns a new tenso
 the input untouched, so the original data isn't lost.
 
 What to look at:
-  - ReLU on the course's 2x2 input [[1, -0.5], [-1, 3]]: shape torch.Size([1, 1, 2, 2]),
-    result [[1., 0.], [0., 3.]];
+  - ReLU on the course's 2x2 input [[1, -0.5], [-1, 3]]: input.shape:
+    torch.Size([1, 1, 2, 2]), then under "output = relu_net(input):" [[1., 0.], [0., 3.]];
   - TensorBoard, tags "input" and "output": CIFAR-10 test images and the same images through
     Sigmoid. Pixels in [0, 1] come out in [0.5, 0.73], so the output looks grey and washed
     out. (ReLU would change nothing visible: the pixels are never negative.)
@@ -70,10 +70,11 @@ def main(argv=None) -> int:
     # The course reshaped into `output` but then fed the un-reshaped `input` to the module;
     # the reshaped [1, 1, 2, 2] batch is what was meant, so that is what goes in here.
     input = torch.reshape(input, (-1, 1, 2, 2)).to(device)
-    print(input.shape)
+    print(f"input.shape: {input.shape}")
 
     relu_net = ReLUNet().to(device)
     output = relu_net(input)
+    print("output = relu_net(input):")
     print(output)
 
     # 2. Sigmoid对图片的处理效果 / Sigmoid on images: the CIFAR-10 test set in batches of 64

@@ -6,7 +6,8 @@ that training adjusts). The course flattens a whole batch of 64 CIFAR-10 images,
 64 x 3 x 32 x 32 = 196608 values, into one long vector and feeds it to Linear(196608, 10).
 
 What to look at:
-  - the shapes: torch.Size([64, 3, 32, 32]) -> torch.Size([196608]) -> torch.Size([10]).
+  - the shapes: imgs.shape: torch.Size([64, 3, 32, 32]) -> torch.flatten(imgs).shape:
+    torch.Size([196608]) -> gst(output).shape: torch.Size([10]).
     The course prints them for every batch; this prints the first batch and then how many
     batches ran (--print-every-batch prints them all);
   - why drop_last=True: 10000 test images are 156 batches of 64 and one of 16; 16 images
@@ -82,11 +83,11 @@ def main(argv=None) -> int:
             # The course first wrote torch.reshape(imgs, (1, 1, 1, -1)), then torch.flatten.
             output = torch.flatten(imgs)
             if batches == 0 or args.print_every_batch:
-                print(imgs.shape)            # torch.Size([64, 3, 32, 32])
-                print(output.shape)          # torch.Size([196608])
+                print(f"imgs.shape: {imgs.shape}")                         # [64, 3, 32, 32]
+                print(f"torch.flatten(imgs).shape: {output.shape}")        # [196608]
             output = gst(output)
             if batches == 0 or args.print_every_batch:
-                print(output.shape)          # torch.Size([10])
+                print(f"gst(output).shape: {output.shape}")                # [10]
             if batches == 0:
                 show_reshape_vs_flatten(gst, imgs)
             batches += 1

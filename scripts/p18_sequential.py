@@ -11,10 +11,12 @@ Padding 2 comes from the output-size formula in the Conv2d docs, with stride 1, 
   32    = (32   + 2*padding - 1*(5-1) - 1) / 1 + 1   ->  padding = 2
 
 What to look at:
-  - both models printed: the same nine layers, named conv1 ... linear2 in the first form,
-    model.0 ... model.8 in the Sequential form;
-  - the shape check: torch.ones(64, 3, 32, 32) -> torch.Size([64, 10]), ten class scores
-    per image (64 x 4 x 4 = 1024 values reach the first Linear);
+  - both models printed, each under a line saying which way it is: the same nine layers,
+    named conv1 ... linear2 in the first form (LayerwiseGST), model.0 ... model.8 in the
+    Sequential form (GST);
+  - the shape check: input = torch.ones(64, 3, 32, 32) -> output.shape:
+    torch.Size([64, 10]), ten class scores per image (64 x 4 x 4 = 1024 values reach the
+    first Linear), and the same shape from the first way;
   - TensorBoard, tab GRAPHS: the model's graph (double-click GST to open it).
 
 Example:
@@ -81,18 +83,20 @@ def main(argv=None) -> int:
 
     # 1. 第一种写法 / the first way: separate layers
     gst_layers = LayerwiseGST().to(device)
+    print("gst_layers = LayerwiseGST(), 第一种 / the first way (one attribute per layer):")
     print(gst_layers)
 
     # 2. 第二种写法 Sequential / the second way: nn.Sequential (common.model.GST)
     gst = GST().to(device)
+    print("gst = GST() from common.model, 第二种 / the second way (nn.Sequential):")
     print(gst)
 
     # 3. 检查网络 / check the network: a batch of 64 images of ones in, 64 x 10 scores out
     input = torch.ones(64, 3, 32, 32, device=device)   # batch_size 64, 3 channels, 32x32
     with torch.no_grad():
         output = gst(input)
-        print(output.shape)                                  # torch.Size([64, 10])
-        print(f"first way: {gst_layers(input).shape}")       # the same shape
+        print(f"output.shape: {output.shape}")                             # [64, 10]
+        print(f"gst_layers(input).shape: {gst_layers(input).shape}  (the first way: the same)")
 
     # 4. 用TensorBoard看网络结构 / the model graph in TensorBoard (tab GRAPHS)
     writer = make_writer(args.logdir, SCRIPT)

@@ -4,16 +4,19 @@ A loss measures how far the output is from the target (smaller is better) and, t
 backward(), gives every parameter a gradient: the direction to move it to lower the loss.
 
 What to look at:
-  - the course's printed losses, on inputs [1, 2, 3] vs targets [1, 2, 5]:
-      L1Loss()                 tensor(0.6667)   (|0| + |0| + |-2|) / 3
-      L1Loss(reduction='sum')  tensor(2.)       |0| + |0| + |-2|
-      MSELoss()                tensor(1.3333)   (0² + 0² + 2²) / 3
+  - the course's printed losses, each after the loss that gives it, on inputs [1, 2, 3] vs
+    targets [1, 2, 5]:
+      L1Loss(): tensor(0.6667)                 (|0| + |0| + |-2|) / 3
+      L1Loss(reduction='sum'): tensor(2.)      |0| + |0| + |-2|
+      MSELoss(): tensor(1.3333)                (0² + 0² + 2²) / 3
     and CrossEntropyLoss on scores x = [0.1, 0.2, 0.3] for 3 classes, target class 1:
-      tensor(1.1019)  = -x[1] + ln(exp(0.1) + exp(0.2) + exp(0.3))   (log is ln)
+      CrossEntropyLoss(): tensor(1.1019)       -x[1] + ln(exp(0.1) + exp(0.2) + exp(0.3))
+    (log is ln);
   - backpropagation through the CIFAR-10 network (GST): the first convolution's
     weight.grad is None before result_loss.backward() and a tensor of the weight's shape,
     torch.Size([32, 3, 5, 5]), after it (what the course looks at in the debugger, under
-    gst -> model1 -> _modules -> '0' -> weight).
+    gst -> model1 -> _modules -> '0' -> weight), then each batch's "result_loss, batch N:"
+    (one batch by default; --max-batches all runs the whole test set, as the course does).
 
 Example:
   python scripts/p19_loss.py --fake-data
@@ -55,14 +58,14 @@ def main(argv=None) -> int:
 
     loss = L1Loss()                                  # reduction='mean': the average |difference|
     result = loss(inputs, targets)
-    print(result)                                    # tensor(0.6667)
+    print(f"L1Loss(): {result!r}")                   # tensor(0.6667)
     loss = L1Loss(reduction='sum')                   # the sum of |difference|
     result = loss(inputs, targets)
-    print(result)                                    # tensor(2.)
+    print(f"L1Loss(reduction='sum'): {result!r}")    # tensor(2.)
 
     loss_mse = MSELoss()
     result_mse = loss_mse(inputs, targets)
-    print(result_mse)                                # tensor(1.3333)
+    print(f"MSELoss(): {result_mse!r}")              # tensor(1.3333)
 
     # 2. CrossEntropyLoss / cross entropy, for classification into C classes
     x = torch.tensor([0.1, 0.2, 0.3])
@@ -70,7 +73,7 @@ def main(argv=None) -> int:
     x = torch.reshape(x, (1, 3))                     # batch_size 1, 3 classes
     loss_cross = CrossEntropyLoss()
     result_cross = loss_cross(x, y)
-    print(result_cross)                              # tensor(1.1019)
+    print(f"CrossEntropyLoss(): {result_cross!r}")   # tensor(1.1019)
     scores = x[0].tolist()
     by_hand = -scores[1] + math.log(sum(math.exp(s) for s in scores))
     print(f"by hand: -x[class] + ln(sum(exp(x))) = -{scores[1]:g} + "
@@ -93,7 +96,7 @@ def main(argv=None) -> int:
         if batches == 0:
             print(f"after backward():  model[0].weight.grad is a tensor of shape "
                   f"{conv1_weight.grad.shape} (weight: {conv1_weight.shape})")
-        print(result_loss)
+        print(f"result_loss, batch {batches + 1}: {result_loss!r}")
         batches += 1
         if batches == args.max_batches:
             break

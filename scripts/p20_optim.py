@@ -8,8 +8,9 @@ after output = model(input) and loss = loss_fn(output, target). Here: SGD with l
 the CIFAR-10 network (GST) on the test set in batches of 64, as the course does, for 20 epochs.
 
 What to look at:
-  - running_loss, the sum of the batch losses over one epoch: it falls epoch after epoch,
-    the network is learning (--print-steps also prints every batch's loss, as the course does);
+  - "epoch N/20  running_loss: ...", the sum of the batch losses over one epoch: it falls
+    epoch after epoch, the network is learning (--print-steps also prints every batch's
+    "result_loss: tensor(...)", as the course does);
   - in a debugger, stop on optim.step(): gst.model[0].weight.grad is None before the first
     backward(), a tensor after it, and the weights change at step().
 
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     # 3. 训练 / train: every epoch is one pass over the data
     for epoch in range(args.epochs):
         running_loss = 0.0
-        for data in dataloader:
+        for step, data in enumerate(dataloader, start=1):
             imgs, targets = data
             imgs, targets = imgs.to(device), targets.to(device)
             outputs = gst(imgs)
@@ -65,11 +66,11 @@ def main(argv=None) -> int:
             result_loss.backward()       # new gradients
             optim.step()                 # update the parameters
             if args.print_steps:
-                print(result_loss)
+                print(f"epoch {epoch + 1} step {step}  result_loss: {result_loss!r}")
             # The course wrote `running_loss += result_loss`: adding the tensor keeps every
             # step's autograd graph alive all epoch (memory grows); .item() adds just the number.
             running_loss += result_loss.item()
-        print(f"epoch {epoch + 1}/{args.epochs}  running_loss {running_loss:.4f}")
+        print(f"epoch {epoch + 1}/{args.epochs}  running_loss: {running_loss:.4f}")
     return 0
 
 

@@ -11,12 +11,16 @@ $TORCH_HOME/hub/checkpoints, ~/.cache/torch/hub/checkpoints by default) with a p
 Without --pretrained nothing is downloaded and vgg16_true is random too: the structure, which
 is what this lesson changes, is the same.
 
-What to look at:
-  - print(vgg16_true): features (13 conv layers), avgpool, classifier ending in
+What to look at (each model or part printed once, under a line saying what it is):
+  - vgg16_true: features (13 conv layers), avgpool, classifier ending in
     (6): Linear(in_features=4096, out_features=1000, bias=True);
-  - after add_module: a new last line in classifier, (add_linear): Linear(in_features=1000, out_features=10, bias=True);
-  - after classifier[6] = ...: (6): Linear(in_features=4096, out_features=10, bias=True);
-  - both modified models now give 10 scores per image: torch.Size([1, 10]).
+  - vgg16_true.classifier after add_module: a new last line,
+    (add_linear): Linear(in_features=1000, out_features=10, bias=True);
+  - vgg16_false has the same structure as vgg16_true (only the weights differ with
+    --pretrained), so it is not printed again; vgg16_false.classifier after
+    classifier[6] = ...: (6): Linear(in_features=4096, out_features=10, bias=True);
+  - both modified models now give 10 scores per image: vgg16_true(input).shape and
+    vgg16_false(input).shape are torch.Size([1, 10]).
 
 Example:
   python scripts/p21_pretrained.py              # offline: random weights
@@ -93,18 +97,30 @@ def main(argv=None) -> int:
     vgg16_true = torchvision.models.vgg16(weights=None)
     if state_dict is not None:
         vgg16_true.load_state_dict(state_dict)
+        print("vgg16_true, with the ImageNet weights:")
     else:
-        print("vgg16_true: random weights too (add --pretrained for the ImageNet ones)")
+        print("vgg16_true, with random weights (add --pretrained for the ImageNet ones):")
     print(vgg16_true)
 
     # 2. 添加一层 / add a layer at the end of the classifier: 1000 ImageNet scores -> 10
     vgg16_true.classifier.add_module('add_linear', nn.Linear(1000, 10))
-    print(vgg16_true)
+    # Only the classifier changed: it alone is printed again, not the whole model.
+    print("vgg16_true.classifier after add_module('add_linear', nn.Linear(1000, 10)):")
+    print(vgg16_true.classifier)
 
     # 3. 修改一层 / replace the classifier's last layer: 4096 features -> 10 scores
-    print(vgg16_false)
+    # The course prints vgg16_false here: before any change it is vgg16_true's structure,
+    # printed above, so it is not printed again.
+    same = ("vgg16_false: the same structure as vgg16_true printed above, before add_module "
+            "(not printed again)")
+    if state_dict is not None:
+        print(f"{same}; only the weights differ: vgg16_false's are random, "
+              "vgg16_true's ImageNet's")
+    else:
+        print(f"{same}; random weights too")
     vgg16_false.classifier[6] = nn.Linear(4096, 10)
-    print(vgg16_false)
+    print("vgg16_false.classifier after vgg16_false.classifier[6] = nn.Linear(4096, 10):")
+    print(vgg16_false.classifier)
 
     # 4. 检查输出 / check: one CIFAR-10-sized image in, 10 scores out (avgpool makes any
     # image size 7x7 before the classifier)
@@ -112,7 +128,7 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for name, model in [("vgg16_true", vgg16_true), ("vgg16_false", vgg16_false)]:
             output = model.to(device).eval()(input)
-            print(f"{name}: {output.shape}")          # torch.Size([1, 10])
+            print(f"{name}(input).shape: {output.shape}")      # torch.Size([1, 10])
     return 0
 
 

@@ -1,6 +1,7 @@
 """P22 网络模型的保存与读取 — Loading a model (run p22_model_save.py first)
 
-Loads back what p22_model_save.py wrote to --checkpoint-dir, each the safe way:
+Loads back what p22_model_save.py wrote to <checkpoint-dir>/p22_model_save/
+(checkpoints/p22_model_save/ by default), each the safe way:
   方式1 / method 1  vgg16_method1.pth is a whole pickled model. Unpickling can run any code
                     the file names, so it is loaded only with --trust-pickle (for a file you
                     made yourself); without it this says why and goes on.
@@ -14,11 +15,16 @@ Loads back what p22_model_save.py wrote to --checkpoint-dir, each the safe way:
                     script); the better one: save a state_dict and rebuild the model from code.
 
 Every load goes through common.checkpoint: a missing file, a file that is not a checkpoint, a
-truncated one, or weights for a different model stop with one line `error: ...`.
+truncated one, or weights for a different model stop with one line `error: ...`. A missing
+file is found before anything is loaded, and the line gives the p22_model_save.py command
+that writes it.
 
-What to look at:
-  - method 2: the state_dict's first keys and shapes, then the VGG16 printed;
-  - the trap: the class names the file needs, and why __main__.OneConv is not found here.
+What to look at (each model printed once, under a line saying which it is):
+  - method 2: the state_dict's first keys and shapes, then the VGG16 rebuilt from code;
+    with --trust-pickle, method 1's whole model is printed instead, and method 2's is said
+    to be the same (same structure, same weights) rather than printed again;
+  - the trap: the class names the file needs, and why __main__.OneConv is not found here;
+    then the fix, OneConvCopy rebuilt from code with gst_method2.pth's weights.
 
 Example:
   python scripts/p22_model_save.py && python scripts/p22_model_load.py
@@ -32,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import checkpoint, cli
+from common import checkpoint, cli, paths
 from common.cli import UserError
 from common.device import get_device
 from common.model import check_arch, torchvision_model
@@ -56,12 +62,35 @@ class OneConvCopy(nn.Module):
         return x
 
 
+SAVE_SCRIPT = Path(__file__).with_name("p22_model_save.py")
+SAVED = "p22_model_save"     # the folder under --checkpoint-dir that p22_model_save.py writes
+DEFAULT_ARCH = "vgg16"
+
+
 def get_args_parser() -> argparse.ArgumentParser:
-    p = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(), cli.trust_flags())
-    p.add_argument("--arch", default="vgg16",
-                   help="the model p22_model_save.py saved, read from <arch>_method1.pth and "
-                        "<arch>_method2.pth (default: vgg16)")
+    p = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(
+        f"the checkpoints root: this script reads CHECKPOINT_DIR/{SAVED}/, where "
+        f"p22_model_save.py writes (default: checkpoints/ in the repository, so "
+        f"checkpoints/{SAVED}/)"), cli.trust_flags())
+    p.add_argument("--arch", default=DEFAULT_ARCH,
+                   help=f"the model p22_model_save.py saved, read from CHECKPOINT_DIR/{SAVED}/"
+                        f"<arch>_method1.pth and <arch>_method2.pth (default: {DEFAULT_ARCH})")
     return p
+
+
+def need_saved_files(args, files: list[Path]) -> None:
+    """Every file p22_model_save.py writes must be there before anything is loaded; a missing
+    one is one line naming the command that writes it (with this run's --arch and
+    --checkpoint-dir where they are not the defaults, so it works when pasted)."""
+    for path in files:
+        if not path.is_file():
+            own: list[str | Path] = []
+            if args.arch != DEFAULT_ARCH:
+                own += ["--arch", args.arch]
+            if Path(args.checkpoint_dir).resolve() != Path(paths.CHECKPOINT_DIR).resolve():
+                own += ["--checkpoint-dir", Path(args.checkpoint_dir)]
+            raise UserError(f"no such checkpoint: {cli.shown(path)}: "
+                            f"run {cli.command_line(SAVE_SCRIPT, *own)} first")
 
 
 def whole_model_refusal(path: Path) -> str | None:
@@ -104,24 +133,38 @@ def load_method2(path: Path, arch: str, device: torch.device) -> nn.Module:
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
-    checkpoint_dir = Path(args.checkpoint_dir)
+    checkpoint_dir = Path(args.checkpoint_dir) / SAVED     # where p22_model_save.py wrote
     check_arch(args.arch)
+    path = checkpoint_dir / f"{args.arch}_method1.pth"
+    trap = checkpoint_dir / "gst_method1.pth"
+    gst_path = checkpoint_dir / "gst_method2.pth"
+    need_saved_files(args, [path, checkpoint_dir / f"{args.arch}_method2.pth", trap, gst_path])
 
     # 1. 方式1 -> 保存方式1，加载模型 / method 1: the whole model, pickled
-    path = checkpoint_dir / f"{args.arch}_method1.pth"
+    model = None
     refused = whole_model_refusal(path)
     if refused and not args.trust_pickle:
         print(f"方式1 / method 1 not loaded: {refused}")
     else:
         model = load_whole_model(path, device)      # the course: torch.load("vgg16_method1.pth")
+        print(f"方式1 / method 1, model = torch.load({path.name}), the whole model:")
         print(model)
 
     # 2. 方式2，加载模型 / method 2: build the model, then load the state_dict
     vgg16 = load_method2(checkpoint_dir / f"{args.arch}_method2.pth", args.arch, device)
-    print(vgg16)
+    if model is not None and str(model) == str(vgg16):
+        # The course prints both; they are one structure, so it is printed once, above.
+        same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                     vgg16.state_dict().values()))
+        print("方式2 / method 2, vgg16 rebuilt from code with the state_dict loaded: the same "
+              "structure as method 1's model above (not printed again)"
+              + (", and the same weights, tensor for tensor" if same else ""))
+    else:
+        print(f"方式2 / method 2, vgg16 = torchvision.models.{args.arch}(weights=None) with "
+              "the state_dict loaded:")
+        print(vgg16)
 
     # 3. 陷阱 / the trap: a whole model whose class lived in the saving script
-    trap = checkpoint_dir / "gst_method1.pth"
     whole_model_refusal(trap)                         # a bad file stops here, safely
     names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(trap)))
     print(f"陷阱 / the trap: {trap.name} names the classes {', '.join(names)}")
@@ -132,6 +175,7 @@ def main(argv=None) -> int:
     if args.trust_pickle:
         try:
             gst = load_whole_model(trap, device)     # the course: torch.load("gst_method1.pth")
+            print(f"gst = torch.load({trap.name}):")
             print(gst)
         except UserError as e:
             print(f"  torch.load fails: {e}")
@@ -140,10 +184,10 @@ def main(argv=None) -> int:
     print("  the course's fix: define the same class in the loading script (or import it from "
           "the saving one) before torch.load; the better fix: save gst.state_dict() and "
           "rebuild the model from code, as here with gst_method2.pth:")
-    gst_path = checkpoint_dir / "gst_method2.pth"
     gst = OneConvCopy()
     checkpoint.load_weights(gst, checkpoint.state_dict_of(checkpoint.load(gst_path), gst_path),
                             gst_path)
+    print(f"gst = OneConvCopy() with {gst_path.name}'s state_dict loaded:")
     print(gst.to(device))
     return 0
 

@@ -1,6 +1,7 @@
 """P22 网络模型的保存与读取 — Saving a model (run p22_model_load.py next)
 
-The course's two ways to save a model, into --checkpoint-dir:
+The course's two ways to save a model, into this lesson's own folder,
+<checkpoint-dir>/p22_model_save/ (checkpoints/p22_model_save/ by default):
   方式1 / method 1  torch.save(vgg16, "vgg16_method1.pth")               structure + weights
   方式2 / method 2  torch.save(vgg16.state_dict(), "vgg16_method2.pth")  weights only (官方推荐,
                     the recommended way)
@@ -10,12 +11,15 @@ code, only where to find it — here __main__.OneConv, "the class OneConv of the
 was running". p22_model_load.py shows what that does to loading. This also writes
 gst_method2.pth, the same small model's state_dict, for the fix shown there.
 
-Every file is written atomically (to a temporary file, then renamed), so an interrupted run
-never leaves half a checkpoint behind.
+The four files go there and nowhere else: p23_train.py's runs live apart, in
+checkpoints/p23_train/<run-id>/, where p25_test.py looks, so a file of this lesson is never
+taken for a trained model. Every file is written atomically (to a temporary file, then
+renamed), so an interrupted run never leaves half a checkpoint behind.
 
 What to look at:
-  - the files written and their sizes: the two VGG16 files are ~528 MB each (138 million
-    float32 weights); --arch squeezenet1_1 saves a 5 MB model instead, for a quick run;
+  - the files written, with their paths and sizes: the two VGG16 files are ~528 MB each
+    (138 million float32 weights); --arch squeezenet1_1 saves a 5 MB model instead, for a
+    quick run;
   - the classes each whole-model file names: torchvision.models.vgg.VGG (importable
     anywhere) vs __main__.OneConv (found only while this script is __main__).
 
@@ -49,12 +53,18 @@ class OneConv(nn.Module):
         return x
 
 
+SCRIPT = "p22_model_save"     # the folder under --checkpoint-dir that holds this lesson's files
+
+
 def get_args_parser() -> argparse.ArgumentParser:
-    p = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags())
+    p = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(
+        f"the checkpoints root: this script writes into CHECKPOINT_DIR/{SCRIPT}/ "
+        f"(default: checkpoints/ in the repository, so checkpoints/{SCRIPT}/)"))
     p.add_argument("--arch", default="vgg16",
-                   help="the torchvision model to save, as <arch>_method1.pth and "
-                        "<arch>_method2.pth: vgg16 is the course's (~528 MB per file), "
-                        "squeezenet1_1 a 5 MB one for a quick run (default: vgg16)")
+                   help=f"the torchvision model to save, as CHECKPOINT_DIR/{SCRIPT}/"
+                        "<arch>_method1.pth and <arch>_method2.pth: vgg16 is the course's "
+                        "(~528 MB per file), squeezenet1_1 a 5 MB one for a quick run "
+                        "(default: vgg16)")
     return p
 
 
@@ -68,13 +78,14 @@ def report(path: Path) -> None:
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
-    checkpoint_dir = Path(args.checkpoint_dir)
+    checkpoint_dir = Path(args.checkpoint_dir) / SCRIPT    # this lesson's own folder
 
     # The course: vgg16 = torchvision.models.vgg16(pretrained=False) (see p21 for `weights`).
     vgg16 = torchvision_model(args.arch).to(device)
 
     # 1. 保存方式1: 模型结构+参数 / method 1: the whole model (structure + weights), pickled.
-    # The course: torch.save(vgg16, "vgg16_method1.pth"), a path relative to where you run it.
+    # The course: torch.save(vgg16, "vgg16_method1.pth"), a path relative to where you run it;
+    # here <checkpoint-dir>/p22_model_save/, wherever you run it from.
     method1 = checkpoint.save(vgg16, checkpoint_dir / f"{args.arch}_method1.pth")
     report(method1)
     print(f"  the pickle names the model's class: {class_named(method1, vgg16)}")

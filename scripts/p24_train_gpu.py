@@ -71,8 +71,8 @@ def main(argv=None) -> int:
         # The video: device = torch.device("cuda" if torch.cuda.is_available() else "cpu");
         # --device auto does the same for any accelerator (cuda, mps, ...).
         device = get_device(args.device)
-    print(f"method: {args.method}, device: {device}")
     announce_synthetic(args)
+    print(f"method: {args.method}, device: {device}")
     if args.seed is not None:
         torch.manual_seed(args.seed)
 

@@ -55,8 +55,12 @@ def get_args_parser():
     return parser
 
 
-def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str], list[str]]:
-    """GST with the checkpoint's weights (on the CPU), its class names, its training record."""
+def load_model(path: Path, trust_pickle: bool):
+    """``(GST with the checkpoint's weights on the CPU, class names, training record, normalize)``.
+
+    ``normalize`` is the ``(mean, std)`` the model was trained with after ToTensor (p23 centres
+    image-folder pictures), or None.
+    """
     obj = checkpoint.load(path, map_location="cpu", trust_pickle=trust_pickle)
     if isinstance(obj, dict) and obj.get("arch", "GST") != "GST":
         raise cli.UserError(f"{path} holds a {obj['arch']} model, not GST")
@@ -71,7 +75,8 @@ def load_model(path: Path, trust_pickle: bool) -> tuple[nn.Module, list[str], li
     if len(classes) != num_classes:
         raise cli.UserError(f"{path} names {len(classes)} classes but its model has {num_classes} outputs")
     model = checkpoint.load_weights(GST(num_classes), state_dict, path)
-    return model, list(classes), training_record(obj)
+    normalize = obj.get("normalize") if isinstance(obj, dict) else None
+    return model, list(classes), training_record(obj), normalize
 
 
 def training_record(obj) -> list[str]:
@@ -123,7 +128,7 @@ def main(argv=None) -> int:
         args.checkpoint_dir, TRAINER,
         "train a model first: python scripts/p23_train.py (CIFAR-10), or offline "
         "python scripts/p23_train.py --fake-data --epochs 5; or pass --checkpoint PATH")
-    model, classes, record = load_model(path, args.trust_pickle)
+    model, classes, record, normalize = load_model(path, args.trust_pickle)
     model = model.to(device)
     print(f"checkpoint: {path}")
     print(*record, sep="\n")
@@ -132,9 +137,13 @@ def main(argv=None) -> int:
         print(model)
     model.eval()
     k = min(args.topk, len(classes))
-    # made once, used for every image, as the course's transform
-    transform = torchvision.transforms.Compose([torchvision.transforms.Resize((32, 32)),
-                                                torchvision.transforms.ToTensor()])
+    # made once, used for every image, as the course's transform; plus the Normalize the
+    # model was trained with, if any (p23 centres image-folder pictures)
+    steps = [torchvision.transforms.Resize((32, 32)), torchvision.transforms.ToTensor()]
+    if normalize is not None:
+        mean, std = normalize
+        steps.append(torchvision.transforms.Normalize([mean] * 3, [std] * 3))
+    transform = torchvision.transforms.Compose(steps)
 
     failed = 0
     for image_path in args.images:

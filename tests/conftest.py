@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from common import data
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 
@@ -26,6 +28,14 @@ def load_script(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def after_note(out: str) -> list[str]:
+    """stdout's lines after the --fake-data note, which must be the first line, and only there."""
+    note = data.synthetic_note()          # called now: a test may have shrunk the fake set
+    lines = out.splitlines()
+    assert lines[0] == note and out.count(note) == 1
+    return lines[1:]
 
 
 def run_dirs(logdir: Path, script: str) -> list[Path]:

@@ -135,6 +135,16 @@ def test_in_memory_loader_matches_dataloader_with_totensor():
         assert torch.allclose(fi, si, atol=1e-6)
 
 
+def test_in_memory_loader_normalize_is_transforms_normalize():
+    ds = data.FakeCIFAR10(train=False, size=10, transform=transforms.Compose([
+        transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)]))
+    images, targets = data.cifar_uint8(ds)
+    (fast,) = [imgs for imgs, _ in data.InMemoryLoader(images, targets, 10, normalize=(0.5, 0.5))]
+    slow = torch.stack([ds[i][0] for i in range(10)])
+    assert torch.allclose(fast, slow, atol=1e-6)
+    assert fast.min() < -0.5 and fast.max() > 0.5           # centred: -1 .. 1, not 0 .. 1
+
+
 def test_in_memory_loader_shuffles_repeatably_and_covers_every_image():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2).contiguous()
     targets = torch.arange(10)

@@ -41,7 +41,13 @@ def test_scalar_curve_and_images(tmp_path, capsys):
                                       TRAIN / "bees/16838648_415acd9e3f.jpg"]):
         assert (event.width, event.height) == (200, 150)
         assert np.array_equal(decoded(event), np.array(Image.open(picture)))
-    assert out.count("<class 'numpy.ndarray'>\n(150, 200, 3)\n") == 2
+    # each picture's path, array type and shape, labelled; the shape is the JPEG's own (H, W, C)
+    for picture in (TRAIN / "ants/0013035.jpg", TRAIN / "bees/16838648_415acd9e3f.jpg"):
+        with Image.open(picture) as img:
+            h_w_c = (img.height, img.width, len(img.getbands()))
+        assert out.count(f"image_path: {picture}\ntype(img_array): <class 'numpy.ndarray'>\n"
+                         f"img_array.shape: {h_w_c}\n") == 1
+    assert h_w_c == (150, 200, 3)
 
 
 def test_reruns_do_not_mix(tmp_path, capsys):

@@ -24,12 +24,15 @@ def test_totensor_and_cv2(tmp_path, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     # PIL -> ToTensor -> float tensor [C, H, W]; cv2.imread -> uint8 ndarray [H, W, C]
-    assert "<class 'torch.Tensor'>" in lines
-    assert "torch.Size([3, 150, 200]) torch.float32" in lines
-    assert "<class 'numpy.ndarray'>" in lines
-    assert "(150, 200, 3) uint8" in lines
+    assert lines[0].startswith("img: <PIL.JpegImagePlugin.JpegImageFile image mode=RGB "
+                               "size=200x150 at ")
+    assert lines[1] == "type(tensor_img): <class 'torch.Tensor'>"
+    assert lines[2] == "tensor_img.shape: torch.Size([3, 150, 200])  tensor_img.dtype: torch.float32"
+    assert lines[4:6] == ["type(cv_img): <class 'numpy.ndarray'>",
+                          "cv_img.shape: (150, 200, 3)  cv_img.dtype: uint8"]
     rgb = np.array(Image.open(ANT))
-    assert f"values 0.0000 .. {rgb.max() / 255:.4f} (ToTensor divides 0..255 by 255)" in lines
+    assert lines[3] == (f"tensor_img values: {rgb.min() / 255:.4f} .. {rgb.max() / 255:.4f} "
+                        "(ToTensor divides 0..255 by 255)")
     # OpenCV's channel order is B, G, R: the same pixel, reversed
     bgr = cv2.imread(str(ANT))[0, 0]
     assert f"top-left pixel, PIL RGB: {rgb[0, 0].tolist()}  cv2 BGR: {bgr.tolist()}" in lines
@@ -48,8 +51,9 @@ def test_other_image_by_absolute_path(tmp_path, capsys):
     Image.new("L", (40, 30), 128).save(png)
     assert p08.main(["--image", str(png), "--logdir", str(tmp_path / "logs")]) == 0
     out = capsys.readouterr().out
-    assert "torch.Size([1, 30, 40]) torch.float32" in out      # one channel in, one out
-    assert "(30, 40, 3) uint8" in out                          # cv2.imread gives 3 (BGR)
+    # one channel in, one out; cv2.imread gives 3 (BGR)
+    assert "tensor_img.shape: torch.Size([1, 30, 40])  tensor_img.dtype: torch.float32\n" in out
+    assert "cv_img.shape: (30, 40, 3)  cv_img.dtype: uint8\n" in out
 
 
 def test_bad_image_is_one_line(tmp_path, capsys):

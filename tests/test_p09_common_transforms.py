@@ -31,7 +31,9 @@ def test_transforms_printed_and_logged(tmp_path, capsys):
     w, h = 200, 150
 
     # Normalize: img_tensor[0][0][0] before and after, against (x - 0.5) / 0.5 by hand
-    before, after = (float(v) for v in re.findall(r"^tensor\((-?[\d.]+)\)$", out, re.M))
+    (before,) = re.findall(r"^img_tensor\[0\]\[0\]\[0\]: tensor\((-?[\d.]+)\)$", out, re.M)
+    (after,) = re.findall(r"^img_norm\[0\]\[0\]\[0\]: tensor\((-?[\d.]+)\)$", out, re.M)
+    before, after = float(before), float(after)
     x = rgb[0, 0, 0] / 255
     assert before == pytest.approx(x, abs=5e-5)
     assert after == pytest.approx((x - 0.5) / 0.5, abs=5e-5)
@@ -39,10 +41,12 @@ def test_transforms_printed_and_logged(tmp_path, capsys):
 
     # Resize((512, 512)) exactly; Resize(512): shorter side 512, aspect kept
     long_side = int(512 * w / h)
-    assert f"({w}, {h})" in out
-    assert "torch.Size([3, 512, 512])" in out
-    assert f"torch.Size([3, 512, {long_side}])" in out
-    assert "RandomCrop: 10 crops of [3, 128, 128]" in out
+    lines = out.splitlines()
+    assert f"img.size: ({w}, {h})" in lines
+    assert any(l.startswith("img_resize: <PIL.Image.Image image mode=RGB size=512x512") for l in lines)
+    assert "img_resize.shape (after ToTensor): torch.Size([3, 512, 512])" in lines
+    assert f"img_resize_2.shape: torch.Size([3, 512, {long_side}])" in lines
+    assert "RandomCrop: 10 crops, img_crop.shape: torch.Size([3, 128, 128])" in lines
 
     run = only_run(tmp_path, "p09_common_transforms")
     assert image_tags(run) == {"ToTensor", "Normalize", "Resize", "Resize_2", "RandomCrop"}

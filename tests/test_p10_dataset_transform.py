@@ -4,8 +4,9 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import load_script, only_run, run_dirs, decoded
+from conftest import after_note, decoded, load_script, only_run, run_dirs
 
+from common import data
 from common.data import FakeCIFAR10
 from common.model import CIFAR10_CLASSES
 
@@ -21,9 +22,12 @@ def test_fake_data_prints_the_set_and_logs_the_first_ten_images(p10, tmp_path, c
     assert p10.main(["--fake-data", "--logdir", str(tmp_path / "logs")]) == 0
     test_set = FakeCIFAR10(train=False)          # the oracle: the same synthetic set
     target = test_set.targets[0]
-    out = capsys.readouterr().out.splitlines()
-    assert out[:6] == ["2000", "500", "torch.Size([3, 32, 32])", str(target),
-                       str(list(CIFAR10_CLASSES)), CIFAR10_CLASSES[target]]
+    out = after_note(capsys.readouterr().out)
+    assert out[:6] == [f"len(train_set): {data.FAKE_TRAIN_SIZE}",
+                       f"len(test_set): {data.FAKE_TEST_SIZE}",
+                       "img.shape: torch.Size([3, 32, 32])", f"target: {target}",
+                       f"test_set.classes: {list(CIFAR10_CLASSES)}",
+                       f"test_set.classes[target]: {CIFAR10_CLASSES[target]}"]
 
     images = decoded(only_run(tmp_path / "logs", SCRIPT), "test_set")
     assert sorted(images) == list(range(10))
@@ -37,9 +41,12 @@ def test_real_cifar_layout(p10, real_cifar, tmp_path, capsys):
     with open(real_cifar / "cifar-10-batches-py" / "test_batch", "rb") as f:
         batch = pickle.load(f)                   # the oracle: the file itself
     target = batch["labels"][0]
-    out = capsys.readouterr().out.splitlines()
-    assert out[:6] == ["50", "20", "torch.Size([3, 32, 32])", str(target),
-                       str(list(CIFAR10_CLASSES)), CIFAR10_CLASSES[target]]
+    out = capsys.readouterr().out.splitlines()          # real data: no --fake-data note
+    assert not any(line.startswith("--fake-data") for line in out)
+    assert out[:6] == ["len(train_set): 50", f"len(test_set): {len(batch['labels'])}",
+                       "img.shape: torch.Size([3, 32, 32])", f"target: {target}",
+                       f"test_set.classes: {list(CIFAR10_CLASSES)}",
+                       f"test_set.classes[target]: {CIFAR10_CLASSES[target]}"]
     images = decoded(only_run(tmp_path / "logs", SCRIPT), "test_set")
     assert sorted(images) == list(range(10))
     # a row of the file is the R plane, then G, then B

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import events, load_script, only_run, run_dirs, write_cifar10, decoded
+from conftest import after_note, decoded, events, load_script, only_run, run_dirs, write_cifar10
 
 from common.data import FakeCIFAR10
 from common.model import CIFAR10_CLASSES
@@ -29,8 +29,9 @@ def test_course_batches_of_10_shuffled_over_two_epochs(p11, tmp_path, capsys):
     assert p11.main(["--fake-data", "--seed", "0", "--logdir", str(logs)]) == 0
     test_data = FakeCIFAR10(train=False)                 # the oracle: the same synthetic set
     target = test_data.targets[0]
-    out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["torch.Size([3, 32, 32])", str(target), CIFAR10_CLASSES[target]]
+    out = after_note(capsys.readouterr().out)
+    assert out[:3] == ["img.shape: torch.Size([3, 32, 32])", f"target: {target}",
+                       f"test_data.classes[target]: {CIFAR10_CLASSES[target]}"]
 
     acc = events(only_run(logs, SCRIPT))
     assert set(acc.Tags()["images"]) == TAGS
@@ -70,8 +71,10 @@ def test_real_cifar_layout(p11, real_cifar, tmp_path, capsys):
     assert p11.main(["--data-root", str(real_cifar), "--logdir", str(logs)]) == 0
     with open(real_cifar / "cifar-10-batches-py" / "test_batch", "rb") as f:
         target = pickle.load(f)["labels"][0]
-    out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["torch.Size([3, 32, 32])", str(target), CIFAR10_CLASSES[target]]
+    out = capsys.readouterr().out.splitlines()          # real data: no --fake-data note
+    assert not any(line.startswith("--fake-data") for line in out)
+    assert out[:3] == ["img.shape: torch.Size([3, 32, 32])", f"target: {target}",
+                       f"test_data.classes[target]: {CIFAR10_CLASSES[target]}"]
     acc = events(only_run(logs, SCRIPT))
     for tag in TAGS:                                     # 20 images / 10 = 2 steps
         assert [e.step for e in acc.Images(tag)] == [0, 1]

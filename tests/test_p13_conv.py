@@ -56,10 +56,13 @@ def test_the_hand_convolution_gives_the_course_numbers():
 def test_prints_shapes_then_stride_1_stride_2_padding_1(p13, capsys):
     assert p13.main([]) == 0
     expected = "\n".join([
-        "torch.Size([1, 1, 5, 5])",
-        "torch.Size([1, 1, 3, 3])",
+        "input.shape: torch.Size([1, 1, 5, 5])",
+        "kernel.shape: torch.Size([1, 1, 3, 3])",
+        "output = F.conv2d(input, kernel, stride=1):",
         printed(conv_by_hand(INPUT, KERNEL, stride=1)),
+        "output2 = F.conv2d(input, kernel, stride=2):",
         printed(conv_by_hand(INPUT, KERNEL, stride=2)),
+        "output3 = F.conv2d(input, kernel, stride=1, padding=1):",
         printed(conv_by_hand(INPUT, KERNEL, stride=1, padding=1)),
     ]) + "\n"
     out = capsys.readouterr().out

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms
 
-from conftest import events, load_script, only_run, run_dirs, write_cifar10, decoded
+from conftest import after_note, decoded, events, load_script, only_run, run_dirs, write_cifar10
 
 from common.data import FakeCIFAR10
 
@@ -37,9 +37,11 @@ def test_fake_data_shapes_tags_and_the_doubled_batch(p14, tmp_path, capsys):
     logs = tmp_path / "logs"
     torch.manual_seed(0)          # the layer's random weights, reproduced below as the oracle
     assert p14.main(["--fake-data", "--device", "cpu", "--logdir", str(logs)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[1:] == ["torch.Size([64, 3, 32, 32])", "torch.Size([64, 6, 30, 30])",
-                       "batches: 8"]                  # first batch only; 500 images = 8 batches
+    out = after_note(capsys.readouterr().out)
+    assert out[0].startswith("TensorBoard run: ")
+    # first batch only; then the number of batches, ceil(500 / 64) = 8
+    assert out[1:] == ["imgs.shape: torch.Size([64, 3, 32, 32])",
+                       "output.shape: torch.Size([64, 6, 30, 30])", "batches: 8"]
 
     acc = events(only_run(logs, SCRIPT))
     assert set(acc.Tags()["images"]) == {"input", "output"}
@@ -68,17 +70,22 @@ def test_print_every_batch(p14, real_cifar, tmp_path, capsys):
     root = write_cifar10(tmp_path / "data130", n_train=5, n_test=130)   # 64 + 64 + 2
     assert p14.main(["--data-root", str(root), "--device", "cpu", "--print-every-batch",
                      "--logdir", str(tmp_path / "logs")]) == 0
-    out = capsys.readouterr().out.splitlines()[1:]
-    assert out == ["torch.Size([64, 3, 32, 32])", "torch.Size([64, 6, 30, 30])"] * 2 + [
-        "torch.Size([2, 3, 32, 32])", "torch.Size([2, 6, 30, 30])", "batches: 3"]
+    out = capsys.readouterr().out.splitlines()[1:]      # after the TensorBoard line
+    assert out == ["imgs.shape: torch.Size([64, 3, 32, 32])",
+                   "output.shape: torch.Size([64, 6, 30, 30])"] * 2 + [
+        "imgs.shape: torch.Size([2, 3, 32, 32])", "output.shape: torch.Size([2, 6, 30, 30])",
+        "batches: 3"]
 
 
 def test_real_cifar_layout(p14, real_cifar, tmp_path, capsys):
     logs = tmp_path / "logs"
     assert p14.main(["--data-root", str(real_cifar), "--device", "cpu",
                      "--logdir", str(logs)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[1:] == ["torch.Size([20, 3, 32, 32])", "torch.Size([20, 6, 30, 30])", "batches: 1"]
+    out = capsys.readouterr().out.splitlines()          # real data: no --fake-data note
+    assert not any(line.startswith("--fake-data") for line in out)
+    assert out[0].startswith("TensorBoard run: ")
+    assert out[1:] == ["imgs.shape: torch.Size([20, 3, 32, 32])",
+                       "output.shape: torch.Size([20, 6, 30, 30])", "batches: 1"]
     acc = events(only_run(logs, SCRIPT))
     assert [(e.step, e.height) for e in acc.Images("output")] == [(0, 5 * 30)]   # 40 images
 

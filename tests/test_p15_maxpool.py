@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import events, load_script, only_run, run_dirs, decoded
+from conftest import after_note, decoded, events, load_script, only_run, run_dirs
+
 
 SCRIPT = "p15_maxpool"
 INPUT = [[1, 2, 0, 3, 1],
@@ -37,11 +38,13 @@ def test_the_hand_pooling_gives_the_course_numbers():
 def test_ceil_mode_printed_and_images_pooled(p15, tmp_path, capsys):
     logs = tmp_path / "logs"
     assert p15.main(["--fake-data", "--device", "cpu", "--logdir", str(logs)]) == 0
-    out = capsys.readouterr().out
+    out = "\n".join(after_note(capsys.readouterr().out))
     expected = "\n".join([
-        "torch.Size([1, 1, 5, 5])",
-        "ceil_mode=True", str(torch.tensor([[maxpool_by_hand(INPUT, 3, ceil_mode=True)]])),
-        "ceil_mode=False", str(torch.tensor([[maxpool_by_hand(INPUT, 3, ceil_mode=False)]])),
+        "input.shape: torch.Size([1, 1, 5, 5])",
+        "output = maxpool3(input), ceil_mode=True:",
+        str(torch.tensor([[maxpool_by_hand(INPUT, 3, ceil_mode=True)]])),
+        "output = maxpool3(input), ceil_mode=False:",
+        str(torch.tensor([[maxpool_by_hand(INPUT, 3, ceil_mode=False)]])),
     ]) + "\n"
     assert out.startswith(expected)
     assert "[[[[2., 3.],\n          [5., 1.]]]]" in out and "[[[[2.]]]]" in out

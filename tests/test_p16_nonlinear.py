@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import events, load_script, only_run, run_dirs, decoded
+from conftest import after_note, decoded, events, load_script, only_run, run_dirs
+
 
 SCRIPT = "p16_nonlinear"
 
@@ -21,9 +22,10 @@ def test_relu_on_the_reshaped_input_and_sigmoid_images(p16, tmp_path, capsys):
     assert p16.main(["--fake-data", "--device", "cpu", "--logdir", str(logs)]) == 0
     relu_by_hand = [[max(v, 0.0) for v in row] for row in [[1, -0.5], [-1, 3]]]
     assert relu_by_hand == [[1, 0], [0, 3]]
-    out = capsys.readouterr().out
+    out = "\n".join(after_note(capsys.readouterr().out))
     # the reshaped [1, 1, 2, 2] batch went in (the course fed the 2-D tensor by mistake)
-    assert out.startswith("torch.Size([1, 1, 2, 2])\n" + str(torch.tensor([[relu_by_hand]])) + "\n")
+    assert out.startswith("input.shape: torch.Size([1, 1, 2, 2])\noutput = relu_net(input):\n"
+                          + str(torch.tensor([[relu_by_hand]])) + "\n")
     assert "tensor([[[[1., 0.],\n          [0., 3.]]]])" in out
 
     acc = events(only_run(logs, SCRIPT))

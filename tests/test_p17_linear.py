@@ -2,9 +2,13 @@
 import pytest
 import torch
 
-from conftest import load_script, write_cifar10
+from conftest import after_note, load_script, write_cifar10
+
+from common import data
 
 SCRIPT = "p17_linear"
+SHAPES = ["imgs.shape: torch.Size([64, 3, 32, 32])", "torch.flatten(imgs).shape: torch.Size([196608])",
+          "gst(output).shape: torch.Size([10])"]
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +35,18 @@ def test_linear_layer_is_w_x_plus_b(p17):
 
 def test_fake_data_shapes_and_drop_last(p17, capsys):
     assert p17.main(["--fake-data", "--device", "cpu"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    # the course's three shapes, for the first batch only by default
-    assert out[:3] == ["torch.Size([64, 3, 32, 32])", "torch.Size([196608])", "torch.Size([10])"]
+    out = after_note(capsys.readouterr().out)
+    # the course's three shapes, labelled, for the first batch only by default
+    assert out[:3] == SHAPES
     assert out[3].startswith("reshape(imgs, (1, 1, 1, -1)): torch.Size([1, 1, 1, 196608]) "
                              "-> linear1 -> torch.Size([1, 1, 1, 10])")
     # 500 fake test images = 7 x 64 + 52; the 52 left over (52 * 3072 = 159744 values) dropped
-    assert out[4] == "7 batches of 64"
+    assert data.FAKE_TEST_SIZE == 500
+    assert out[4] == "7 batches of 64"                  # the default is all: every whole batch
     assert "500 images = 7 x 64 + 52" in out[5] and "52 images are 159744 values" in out[5]
     assert out[6] == ("  RuntimeError: mat1 and mat2 shapes cannot be multiplied "
                       "(1x159744 and 196608x10)")
-    assert out.count("torch.Size([196608])") == 1
+    assert out.count(SHAPES[1]) == 1                    # only the first batch's shapes
 
 
 def test_real_cifar_format_last_batch_of_16(p17, real_cifar, capsys):
@@ -58,9 +63,19 @@ def test_real_cifar_format_last_batch_of_16(p17, real_cifar, capsys):
 def test_print_every_batch_and_max_batches(p17, capsys):
     assert p17.main(["--fake-data", "--device", "cpu", "--print-every-batch",
                      "--max-batches", "3"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out.count("torch.Size([64, 3, 32, 32])") == 3 and out.count("torch.Size([10])") == 3
+    out = after_note(capsys.readouterr().out)
+    assert all(out.count(line) == 3 for line in SHAPES)
     assert "3 batches of 64" in out
+
+
+def test_max_batches_all_runs_every_whole_batch(p17, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 200)      # 200 = 3 x 64 + 8: 3 whole batches
+    assert p17.main(["--fake-data", "--device", "cpu", "--print-every-batch",
+                     "--max-batches", "all"]) == 0
+    out = after_note(capsys.readouterr().out)
+    assert all(out.count(line) == 200 // 64 for line in SHAPES)
+    assert "3 batches of 64" in out
+    assert any("200 images = 3 x 64 + 8" in line for line in out)
 
 
 def test_offline_without_cifar_is_one_error_line(p17, tmp_path, offline, capsys):

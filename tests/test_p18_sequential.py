@@ -64,15 +64,21 @@ def test_prints_both_models_shapes_and_writes_the_graph(p18, tmp_path, capsys):
     assert p18.main(["--device", "cpu", "--logdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "LayerwiseGST("
+    # each model once, under a line saying which way it is
+    assert lines[0] == "gst_layers = LayerwiseGST(), 第一种 / the first way (one attribute per layer):"
+    assert lines[1] == "LayerwiseGST("
     for i, (name, layer) in enumerate(zip(NAMES, LAYERS)):
-        assert lines[1 + i] == f"  ({name}): {layer}"
-    start = lines.index("GST(")
-    assert lines[start + 1] == "  (model): Sequential("
+        assert lines[2 + i] == f"  ({name}): {layer}"
+    assert lines[11] == ")"
+    assert lines[12] == "gst = GST() from common.model, 第二种 / the second way (nn.Sequential):"
+    assert lines[13:15] == ["GST(", "  (model): Sequential("]
     for i, layer in enumerate(LAYERS):
-        assert lines[start + 2 + i] == f"    ({i}): {layer}"
-    assert "torch.Size([64, 10])" in lines
-    assert "first way: torch.Size([64, 10])" in lines
+        assert lines[15 + i] == f"    ({i}): {layer}"
+    assert lines[24:26] == ["  )", ")"]
+    assert lines.count("LayerwiseGST(") == lines.count("GST(") == 1
+    # 64 images in, 10 scores each out
+    assert lines[26:28] == ["output.shape: torch.Size([64, 10])",
+                            "gst_layers(input).shape: torch.Size([64, 10])  (the first way: the same)"]
 
     acc = events(only_run(tmp_path, SCRIPT))
     assert acc.Tags()["graph"] is True

@@ -1,10 +1,13 @@
 """p19_loss: L1Loss, MSELoss, CrossEntropyLoss values, and backward() filling .grad."""
 import math
+import re
 
 import pytest
 import torch
 
-from conftest import load_script
+from conftest import after_note, load_script
+
+from common import data
 
 SCRIPT = "p19_loss"
 
@@ -23,16 +26,19 @@ def test_help_exits_0(p19, capsys):
 
 def test_prints_the_course_losses_and_a_gradient(p19, capsys):
     assert p19.main(["--fake-data", "--device", "cpu"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[:4] == ["tensor(0.6667)", "tensor(2.)", "tensor(1.3333)", "tensor(1.1019)"]
+    lines = after_note(capsys.readouterr().out)
+    # the course's values (held against the hand formulas below), each after its loss
+    assert lines[:4] == ["L1Loss(): tensor(0.6667)", "L1Loss(reduction='sum'): tensor(2.)",
+                         "MSELoss(): tensor(1.3333)", "CrossEntropyLoss(): tensor(1.1019)"]
     assert lines[4].endswith("= 1.1019")
     assert lines[5] == "before backward(): model[0].weight.grad = None"
     assert lines[6] == ("after backward():  model[0].weight.grad is a tensor of shape "
                         "torch.Size([32, 3, 5, 5]) (weight: torch.Size([32, 3, 5, 5]))")
     # one batch by default: one loss, near ln(10) for an untrained 10-class network
-    losses = [l for l in lines[7:] if l.startswith("tensor(")]
-    assert len(losses) == 1 and losses[0].endswith(", grad_fn=<NllLossBackward0>)")
-    assert abs(float(losses[0][7:13]) - math.log(10)) < 0.3
+    assert len(lines) == 8
+    loss = re.fullmatch(r"result_loss, batch 1: tensor\((\d\.\d{4}), "
+                        r"grad_fn=<NllLossBackward0>\)", lines[7])
+    assert loss and abs(float(loss[1]) - math.log(10)) < 0.3
 
 
 def test_printed_values_match_the_formulas():
@@ -51,8 +57,21 @@ def test_printed_values_match_the_formulas():
 
 def test_more_batches_print_more_losses(p19, capsys):
     assert p19.main(["--fake-data", "--device", "cpu", "--max-batches", "2"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert sum(l.endswith("grad_fn=<NllLossBackward0>)") for l in lines) == 2
+    lines = after_note(capsys.readouterr().out)
+    assert batch_numbers(lines) == [1, 2]
+
+
+def batch_numbers(lines):
+    return [int(m[1]) for l in lines
+            if (m := re.fullmatch(r"result_loss, batch (\d+): tensor\(\S+, "
+                                  r"grad_fn=<NllLossBackward0>\)", l))]
+
+
+def test_max_batches_all_runs_the_whole_test_set(p19, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 200)      # 200 = 3 x 64 + 8 (dropped)
+    assert p19.main(["--fake-data", "--device", "cpu", "--max-batches", "all"]) == 0
+    lines = after_note(capsys.readouterr().out)
+    assert batch_numbers(lines) == list(range(1, 200 // 64 + 1))
 
 
 def test_offline_without_cifar_is_one_error_line(p19, tmp_path, offline, capsys):

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from conftest import load_script
+from conftest import after_note, load_script
 
 from common import data
 
@@ -22,7 +22,7 @@ def small_fake(monkeypatch):
 
 
 def running_losses(out):
-    return [float(m) for m in re.findall(r"^epoch \d+/\d+  running_loss (\S+)$", out, re.M)]
+    return [float(m) for m in re.findall(r"^epoch \d+/\d+  running_loss: (\S+)$", out, re.M)]
 
 
 def test_help_shows_the_course_defaults(p20, capsys):
@@ -38,19 +38,24 @@ def test_running_loss_falls_every_epoch_and_is_repeatable(p20, small_fake, capsy
     argv = ["--fake-data", "--device", "cpu", "--epochs", "3", "--seed", "0", "--print-steps"]
     assert p20.main(argv) == 0
     out = capsys.readouterr().out
+    after_note(out)
     losses = running_losses(out)
     assert len(losses) == 3
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
-    # --print-steps: the course's print(result_loss), 2 steps per epoch
-    steps = re.findall(r"^tensor\((\S+), grad_fn=<NllLossBackward0>\)$", out, re.M)
-    assert len(steps) == 6
+    # --print-steps: the course's print(result_loss), labelled, 128 / 64 = 2 steps per epoch
+    found = re.findall(r"^epoch (\d) step (\d)  result_loss: tensor\((\S+), "
+                       r"grad_fn=<NllLossBackward0>\)$", out, re.M)
+    assert [(int(e), int(s)) for e, s, _ in found] == [(e, s) for e in (1, 2, 3) for s in (1, 2)]
+    steps = [loss for _, _, loss in found]
     # running_loss is a plain number (the fix: .item()), the sum of the epoch's step losses
     for epoch in range(3):
         assert losses[epoch] == pytest.approx(sum(float(s) for s in steps[2 * epoch:2 * epoch + 2]),
                                               abs=2e-3)
     argv[argv.index("--epochs") + 1] = "1"          # --seed: the same first epoch again
     assert p20.main(argv) == 0
-    assert running_losses(capsys.readouterr().out) == losses[:1]
+    out = capsys.readouterr().out
+    after_note(out)
+    assert running_losses(out) == losses[:1]
 
 
 def test_offline_without_cifar_is_one_error_line(p20, tmp_path, offline, capsys):

@@ -1,13 +1,14 @@
 """p21_pretrained: VGG16 printed, a layer added, a layer replaced; --pretrained offline fails cleanly.
 
-Building a VGG16 (138M parameters) takes seconds, so only one test builds models (two VGG16s);
-the --pretrained failures stop before any model is built.
+Building a VGG16 (138M parameters) takes seconds, so only two tests build models (two VGG16s
+each); the --pretrained failures stop before any model is built.
 """
 import io
 import urllib.error
 
 import pytest
 import torch
+import torchvision
 
 from conftest import load_script
 
@@ -39,12 +40,46 @@ def test_help_exits_0(p21, capsys):
     assert "--pretrained" in out and "528 MB" in out
 
 
-def classifier_of(block):
-    """The lines of the (classifier) Sequential inside one printed VGG."""
-    lines = block.splitlines()
-    start = lines.index("  (classifier): Sequential(")
-    end = lines.index("  )", start)
-    return [l.strip() for l in lines[start + 1:end]]
+# The classifier as the course's notes print it (print(vgg16_true)), one line per layer.
+COURSE_CLASSIFIER = ["(0): Linear(in_features=25088, out_features=4096, bias=True)",
+                     "(1): ReLU(inplace=True)", "(2): Dropout(p=0.5, inplace=False)",
+                     "(3): Linear(in_features=4096, out_features=4096, bias=True)",
+                     "(4): ReLU(inplace=True)", "(5): Dropout(p=0.5, inplace=False)",
+                     "(6): Linear(in_features=4096, out_features=1000, bias=True)"]
+ADDED = "vgg16_true.classifier after add_module('add_linear', nn.Linear(1000, 10)):"
+REPLACED = "vgg16_false.classifier after vgg16_false.classifier[6] = nn.Linear(4096, 10):"
+SAME = ("vgg16_false: the same structure as vgg16_true printed above, before add_module "
+        "(not printed again)")
+
+
+def sequential(layers, indent=""):
+    """How print() shows an nn.Sequential holding these layer lines."""
+    return [f"{indent}Sequential("] + [f"{indent}  {l}" for l in layers] + [f"{indent})"]
+
+
+def check_the_course_structures(out: str, header: str, false_line: str) -> None:
+    """vgg16_true in full once, then only what changed, each under its header."""
+    lines = out.splitlines()
+    start = lines.index(header)
+    assert lines[start + 1] == "VGG("
+    end = lines.index(")", start)                       # the VGG's closing line
+    vgg = lines[start + 1:end + 1]
+    # the features part as the notes print it: 31 layers, 13 of them Conv2d
+    assert sum("Conv2d(" in l for l in vgg) == 13
+    assert ("    (30): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, "
+            "ceil_mode=False)") in vgg
+    assert "  (avgpool): AdaptiveAvgPool2d(output_size=(7, 7))" in vgg
+    assert vgg[-10:] == ["  (classifier): Sequential("] + [
+        f"    {l}" for l in COURSE_CLASSIFIER] + ["  )", ")"]
+    assert lines[end + 1:] == [
+        ADDED, *sequential(COURSE_CLASSIFIER + [
+            "(add_linear): Linear(in_features=1000, out_features=10, bias=True)"]),
+        false_line,
+        REPLACED, *sequential(COURSE_CLASSIFIER[:6] + [
+            "(6): Linear(in_features=4096, out_features=10, bias=True)"]),
+        "vgg16_true(input).shape: torch.Size([1, 10])",
+        "vgg16_false(input).shape: torch.Size([1, 10])"]
+    assert out.count("VGG(") == 1                      # no model printed twice
 
 
 def test_offline_default_prints_the_course_structures(p21, torch_home, monkeypatch, capsys):
@@ -55,23 +90,32 @@ def test_offline_default_prints_the_course_structures(p21, torch_home, monkeypat
     assert p21.main(["--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert not torch_home.exists()
-    blocks = out.split("VGG(\n")[1:]
-    assert len(blocks) == 4                # vgg16_true, + add_linear, vgg16_false, [6] replaced
-    course = ["(0): Linear(in_features=25088, out_features=4096, bias=True)",
-              "(1): ReLU(inplace=True)", "(2): Dropout(p=0.5, inplace=False)",
-              "(3): Linear(in_features=4096, out_features=4096, bias=True)",
-              "(4): ReLU(inplace=True)", "(5): Dropout(p=0.5, inplace=False)",
-              "(6): Linear(in_features=4096, out_features=1000, bias=True)"]
-    assert classifier_of(blocks[0]) == course
-    assert classifier_of(blocks[1]) == course + [
-        "(add_linear): Linear(in_features=1000, out_features=10, bias=True)"]
-    assert classifier_of(blocks[2]) == course
-    assert classifier_of(blocks[3]) == course[:6] + [
-        "(6): Linear(in_features=4096, out_features=10, bias=True)"]
-    # the features part as the notes print it: 31 layers, 13 of them Conv2d
-    assert blocks[0].count("Conv2d(") == 13 and "(30): MaxPool2d" in blocks[0]
-    assert "(avgpool): AdaptiveAvgPool2d(output_size=(7, 7))" in blocks[0]
-    assert "vgg16_true: torch.Size([1, 10])" in out and "vgg16_false: torch.Size([1, 10])" in out
+    assert out.startswith("vgg16_true, with random weights (add --pretrained for the ImageNet "
+                          "ones):\nVGG(\n")
+    check_the_course_structures(
+        out, "vgg16_true, with random weights (add --pretrained for the ImageNet ones):",
+        f"{SAME}; random weights too")
+
+
+def test_pretrained_says_only_the_weights_differ(p21, monkeypatch, capsys):
+    """--pretrained, with the download replaced by a state_dict of zeros of VGG16's shapes."""
+    with torch.device("meta"):                         # shapes only: nothing allocated
+        shapes = {k: v.shape for k, v in torchvision.models.vgg16().state_dict().items()}
+    monkeypatch.setattr(p21, "fetch_pretrained_weights",
+                        lambda: {k: torch.zeros(s) for k, s in shapes.items()})
+    loaded = []
+    real = torch.nn.Module.load_state_dict
+    monkeypatch.setattr(torch.nn.Module, "load_state_dict",
+                        lambda self, sd, *a, **k: loaded.append(self) or real(self, sd, *a, **k))
+    assert p21.main(["--pretrained", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    check_the_course_structures(
+        out, "vgg16_true, with the ImageNet weights:",
+        f"{SAME}; only the weights differ: vgg16_false's are random, vgg16_true's ImageNet's")
+    # the given weights went into vgg16_true (one VGG16), which is why they differ
+    (vgg16_true,) = loaded
+    assert all(not p.any() for name, p in vgg16_true.named_parameters()
+               if not name.startswith("classifier.add_linear"))
 
 
 def test_pretrained_offline_is_one_error_line_and_leaves_no_file(p21, torch_home, monkeypatch,

@@ -13,7 +13,7 @@ from torchvision import transforms
 
 from common import checkpoint, data, writer
 from common.model import CIFAR10_CLASSES, GST
-from conftest import load_script, only_run, run_dirs, scalar_tags, scalars
+from conftest import REPO, load_script, only_run, run_dirs, scalar_tags, scalars
 
 p23 = load_script("p23_train")
 
@@ -211,7 +211,10 @@ def test_ctrl_c_then_resume_equals_an_unbroken_run(tmp_path, monkeypatch, capsys
         assert p23.main([*args, *_paths(tmp_path)]) == 130
     ckpt_dir = _run_checkpoints(tmp_path)
     err = capsys.readouterr().err
-    assert f"stopped during epoch 2 of 2: gst_0.pth holds epoch 1; go on with: " in err
+    assert "stopped during epoch 2 of 2: gst_0.pth holds epoch 1; go on with: " in err
+    assert err.splitlines()[-2].endswith(   # the paths as given; --device and the data too
+        f"/p23_train.py --resume {ckpt_dir / 'gst_0.pth'} --logdir {logdir} --checkpoint-dir "
+        f"{tmp_path / 'run' / 'ckpt'}"), err
     assert err.rstrip().endswith("interrupted")
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
     gst_0 = checkpoint.load(ckpt_dir / "gst_0.pth")
@@ -405,9 +408,23 @@ def test_image_folder_trains_on_your_own_classes(tmp_path, capsys):
     assert state["classes"] == ["ants", "bees"]
     assert state["data"] == {"source": "image-folder", "path": str(folder), "train_images": 24,
                              "test_images": 8}
+    assert state["normalize"] == (0.5, 0.5)           # your own pictures are centred
     assert state["model"]["model.8.weight"].shape == (2, 64)
     acc = [float(a) for a in re.findall(r"整体测试集上的正确率: ([\d.]+)", out)]
     assert acc[-1] == 1.0                             # red vs blue: easy
+
+
+def test_the_readme_ants_bees_command_learns_without_a_seed(tmp_path, capsys):
+    readme = (REPO / "README.md").read_text()
+    (line,) = re.findall(r"^python scripts/p23_train\.py (--image-folder dataset/hymenoptera_sample"
+                         r" [^#\n]*?)\s*#", readme, re.M)
+    argv = line.split()
+    assert "--seed" not in argv
+    argv[1] = str(REPO / argv[1])
+    assert p23.main([*argv, *_paths(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    accuracy = [float(a) for a in re.findall(r"整体测试集上的正确率: ([\d.]+)", out)]
+    assert accuracy[0] <= 0.8 and min(accuracy[-5:]) >= 0.9, accuracy   # learnt, and held
 
 
 def test_image_folder_errors(tmp_path, capsys):

@@ -38,7 +38,7 @@ def test_to_device_trains_and_times_each_epoch(tmp_path, small_fake, capsys):
     out = capsys.readouterr().out
     assert "method: to-device, device: cpu" in out
     assert "训练数据集的长度为：400" in out and "测试数据集的长度为：40" in out
-    assert out.splitlines()[1] == data.synthetic_note()
+    assert out.splitlines()[0] == data.synthetic_note()
     assert [int(s) for s in re.findall(r"训练次数：(\d+), Loss: [\d.]+", out)] == list(range(10, 201, 10))
     elapsed = [float(t) for t in re.findall(r"用时 / elapsed: ([\d.]+)s", out)]
     assert len(elapsed) == 20 and elapsed[0] <= elapsed[-1]

@@ -96,11 +96,12 @@ def test_every_image_mode_is_converted_and_predicted(ants_bees, tmp_path, capsys
         assert pred[str(tmp_path / name)][0][0] == "bees"
 
 
-def test_probabilities_match_an_independent_computation(tmp_path, capsys):
+@pytest.mark.parametrize("normalize", [None, (0.5, 0.5)])
+def test_probabilities_match_an_independent_computation(tmp_path, capsys, normalize):
     torch.manual_seed(0)
     gst = GST()
-    ckpt = checkpoint.save({"arch": "GST", "model": gst.state_dict(), "classes": list(CIFAR10_CLASSES)},
-                           tmp_path / "ckpt" / "gst_0.pth")
+    ckpt = checkpoint.save({"arch": "GST", "model": gst.state_dict(), "classes": list(CIFAR10_CLASSES),
+                            "normalize": normalize}, tmp_path / "ckpt" / "gst_0.pth")
     image = _picture((90, 160, 60), size=(45, 70)).convert("RGBA")
     image.save(tmp_path / "x.png")
     assert p25.main([str(tmp_path / "x.png"), "--checkpoint", str(ckpt), "--topk", "10"]) == 0
@@ -109,6 +110,8 @@ def test_probabilities_match_an_independent_computation(tmp_path, capsys):
     # Oracle: PIL resize + numpy scaling + the model's forward, no torchvision transforms.
     rgb = np.asarray(Image.open(tmp_path / "x.png").convert("RGB").resize((32, 32), Image.BILINEAR))
     x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    if normalize is not None:                    # what the model was trained on: (x - 0.5) / 0.5
+        x = (x - 0.5) * 2
     with torch.no_grad():
         probs = torch.softmax(gst.eval()(x), 1)[0]
     expected = sorted(zip(CIFAR10_CLASSES, probs.tolist()), key=lambda cp: -cp[1])
