@@ -20,7 +20,6 @@ loops alternate --repeats times; the medians and their ratio are printed.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import importlib.util
@@ -39,6 +38,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from common import data
+from common import cli
 from common.cli import UserError, positive_int
 from common.device import get_device, synchronize
 from common.model import GST
@@ -110,8 +110,7 @@ def timed(device, fn) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="where to train (default: auto, the accelerator if there is one)")
     parser.add_argument("--images", type=positive_int, default=10000,

@@ -55,7 +55,8 @@ def get_args_parser():
     return parser
 
 
-def load_model(path: Path, trust_pickle: bool):
+def load_model(path: Path, trust_pickle: bool
+               ) -> tuple[nn.Module, list[str], list[str], tuple[float, float] | None]:
     """``(GST with the checkpoint's weights on the CPU, class names, training record, normalize)``.
 
     ``normalize`` is the ``(mean, std)`` the model was trained with after ToTensor (p23 centres
