@@ -70,7 +70,11 @@ IMAGE_FOLDER_NORMALIZE = (0.5, 0.5)
 def get_args_parser():
     parser = cli.parser(__doc__, cli.device_flags(), cli.data_flags(num_workers=False),
                         cli.image_folder_flags(default=None), cli.logdir_flags(),
-                        cli.checkpoint_flags(), cli.train_flags())
+                        cli.checkpoint_flags(
+                            "the checkpoints root: a run writes CHECKPOINT_DIR/p23_train/"
+                            "<run-id>/gst_<epoch>.pth, the <run-id> of its TensorBoard run "
+                            "(default: checkpoints/ in the repository)"),
+                        cli.train_flags())
     parser.add_argument("--momentum", type=cli.momentum_float, default=0.0,
                         help="SGD momentum, 0 or more and below 1; the course uses none "
                              "(default: 0.0)")

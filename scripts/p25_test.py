@@ -4,7 +4,8 @@ Lesson 25 takes the network trained in lesson 23 and gives it a new picture: ope
 image, convert it to RGB, resize it to 32x32, ToTensor, add the batch dimension
 (reshape to [1, 3, 32, 32]), model.eval(), and under torch.no_grad() read the output's argmax.
 
-What to look at: for each image, its original mode and size, then the top-k classes with
+What to look at: first the checkpoint loaded and what it was trained on (the data, epochs,
+test accuracy); then for each image, its original mode and size, and the top-k classes with
 their probabilities (softmax of the output). A PNG with transparency (RGBA), a grayscale
 (L) or palette (P) image is converted to RGB first, as the course does with
 image.convert('RGB'). An image that is missing or unreadable gets one "error: ..." line,
@@ -43,7 +44,10 @@ TRAINER = "p23_train"
 
 
 def get_args_parser():
-    parser = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(), cli.trust_flags(),
+    parser = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(
+                            "the checkpoints root: with no --checkpoint, the last epoch of the "
+                            "newest run in CHECKPOINT_DIR/p23_train/ is loaded "
+                            "(default: checkpoints/ in the repository)"), cli.trust_flags(),
                         cli.verbose_flags("print the model (its layers) before the predictions"))
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                         help="PNG or JPEG files to classify (any mode: RGB, RGBA, L, P...)")
