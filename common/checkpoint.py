@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Callable
 import torch
 from torch import nn
 
-from common.cli import UserError
+from common.cli import UserError, make_dir
 
 
 class PickleRefused(UserError):
@@ -30,7 +30,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     under ``path``, never a half-written one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes it 0600; a saved file follows the umask

@@ -65,11 +65,13 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
 
 def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: str,
              name: str) -> Callable[[str], float]:
+    kind = "a whole number" if cast is int else "a number"
+
     def parse(text: str):
         try:
             value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {words}, not {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {kind}, {words}; not {text!r}") from None
         # float("nan") and float("inf") parse: neither is a learning rate or a momentum.
         if not math.isfinite(value) or not ok(value):
             raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
@@ -81,7 +83,7 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
 
 positive_int = _checked(int, lambda v: v >= 1, "1 or more", "positive_int")
 non_negative_int = _checked(int, lambda v: v >= 0, "0 or more", "non_negative_int")
-positive_float = _checked(float, lambda v: v > 0, "a number above 0", "positive_float")
+positive_float = _checked(float, lambda v: v > 0, "above 0", "positive_float")
 SEED_MAX = 2**32 - 1     # numpy and torch both take any seed in 0 .. 2**32 - 1
 seed_int = _checked(int, lambda v: 0 <= v <= SEED_MAX, f"0 to {SEED_MAX}", "seed_int")
 # SGD's momentum: 0 is none (the course), 0.9 the usual; 1 or more never forgets a step and
@@ -216,6 +218,17 @@ def parser(doc: str | None, *parents: argparse.ArgumentParser) -> argparse.Argum
     """The script's parser: its docstring as the description, the shared flags as parents."""
     return _Parser(description=doc, parents=list(parents),
                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def make_dir(path: Path) -> Path:
+    """``mkdir -p`` for a folder the user named; a path through a file, or a place that can't be
+    written, is one :class:`UserError` line instead of a traceback."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder {path}: {e.strerror or e}") from None
+    return path
 
 
 def given(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:

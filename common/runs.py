@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from common.cli import UserError
+from common.cli import UserError, make_dir
 
 _EPOCH = re.compile(r"_(\d+)\.pth$")
 
@@ -24,7 +24,7 @@ def new_run(script: str, *roots: Path, run_id: str | None = None) -> tuple[str, 
     stem = run_id or time.strftime("%Y%m%d-%H%M%S")
     bases = [Path(root) / script for root in roots]
     for base in bases:
-        base.mkdir(parents=True, exist_ok=True)
+        make_dir(base)
     for n in range(1, 10_000):
         candidate = stem if n == 1 else f"{stem}-{n}"
         made: list[Path] = []

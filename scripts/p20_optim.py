@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 from torch import nn
@@ -71,6 +72,10 @@ def main(argv=None) -> int:
             # step's autograd graph alive all epoch (memory grows); .item() adds just the number.
             running_loss += result_loss.item()
         print(f"epoch {epoch + 1}/{args.epochs}  running_loss: {running_loss:.4f}")
+        if not math.isfinite(running_loss):     # nan or inf: the weights have run away
+            raise cli.UserError(f"training diverged: running_loss is {running_loss} in epoch "
+                                f"{epoch + 1} (--lr {args.lr}): start again with a smaller --lr, "
+                                "such as the course's 0.01")
     return 0
 
 

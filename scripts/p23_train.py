@@ -200,10 +200,14 @@ def data_source(args, train_data_size: int, test_data_size: int) -> dict:
 
 
 def load_resume(path: Path) -> dict:
-    state = checkpoint.load(path)
+    not_ours = (f"{path} is not a training checkpoint of {SCRIPT}.py (it needs model, optimizer "
+                "and epoch): --resume takes a gst_<epoch>.pth written by it")
+    try:
+        state = checkpoint.load(path)
+    except checkpoint.PickleRefused:                  # a whole pickled model: never unpickled
+        raise cli.UserError(not_ours) from None
     if not (isinstance(state, dict) and {"model", "optimizer", "epoch"} <= state.keys()):
-        raise cli.UserError(f"{path} is not a training checkpoint of {SCRIPT}.py (it needs model, "
-                            "optimizer and epoch): --resume takes a gst_<epoch>.pth written by it")
+        raise cli.UserError(not_ours)
     return state
 
 
@@ -240,7 +244,7 @@ def run_folders(args, resume: Path | None, state: dict | None):
         elif last[-1].resolve() != resume.resolve():
             why = f"{resume.name} is not its run's last checkpoint ({last[-1].name} is)"
         else:
-            (logs_root / run_id).mkdir(parents=True, exist_ok=True)
+            cli.make_dir(logs_root / run_id)
             # TensorBoard hides what the interrupted run logged after this checkpoint.
             return run_id, run_ckpt, logs_root / run_id, state.get("total_train_step", 0) + 1
         print(f"{why}: it goes on as a new run")
@@ -255,18 +259,39 @@ def resume_command(last_checkpoint: Path, args, given: set[str]) -> str:
     return cli.command_line(Path(__file__), "--resume", last_checkpoint, *own)
 
 
+def smaller_lr_command(argv: list[str], lr: float) -> str:
+    """This command again with a smaller --lr: the course's 0.01, or a tenth of an lr below it."""
+    again, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--lr="):
+            skip = False
+        elif arg == "--lr":
+            skip = True
+        else:
+            again.append(arg)
+    return cli.command_line(Path(__file__), *again, "--lr", f"{0.01 if lr > 0.01 else lr / 10:g}")
+
+
 @cli.entrypoint
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = get_args_parser()
     args = parser.parse_args(argv)
     given = cli.given(parser, argv)
     resume, state = None, None
     if args.resume is not None:
-        resume = (runs.need_latest_checkpoint(args.checkpoint_dir, SCRIPT,
-                                              "start one with python scripts/p23_train.py")
+        own = ["--checkpoint-dir", args.checkpoint_dir] if "checkpoint_dir" in given else []
+        resume = (runs.need_latest_checkpoint(
+            args.checkpoint_dir, SCRIPT,
+            f"start one with {cli.command_line(Path(__file__), *own)}")
                   if args.resume == "last" else Path(args.resume))
         state = load_resume(resume)
         args = resumed_args(args, state.get("args") or {}, given)
+        if state["epoch"] + 1 >= args.epochs:
+            raise cli.UserError(
+                f"{resume} has trained {state['epoch'] + 1} epochs, and --epochs {args.epochs} "
+                f"asks for no more: nothing to train (add --epochs N, more than "
+                f"{state['epoch'] + 1}, to go on)")
     device = get_device(args.device)
     data.announce_synthetic(args)
     if args.seed is not None:
@@ -322,10 +347,7 @@ def main(argv=None) -> int:
     epoch = args.epochs    # 训练的轮数 / number of epochs, in all
     start = 0
     if state is not None:
-        start = state["epoch"] + 1
-        if start >= epoch:
-            raise cli.UserError(f"{resume} is epoch {start} of {epoch}, the run's last: nothing "
-                                f"to train (add --epochs N, more than {start}, to go on)")
+        start = state["epoch"] + 1          # checked above: start < epoch
         checkpoint.load_weights(gst, state["model"], resume)
         try:
             optimizer.load_state_dict(state["optimizer"])   # its momentum buffers...
@@ -396,15 +418,18 @@ def main(argv=None) -> int:
                          for k, v in vars(args).items()},
             }, run_ckpt / "gst_{}.pth".format(i))
             print("模型已保存 / saved {}".format(last_checkpoint))
-    except (KeyboardInterrupt, Diverged) as e:
+    except Diverged as e:
+        # What was saved before is intact, but the weights were already running away: the way
+        # out is a smaller learning rate from the start, not a resume.
+        raise cli.UserError(f"training diverged: {e} (--lr {args.lr}, --momentum "
+                            f"{args.momentum}). Start again with a smaller --lr: "
+                            f"{smaller_lr_command(argv, args.lr)}") from None
+    except KeyboardInterrupt:
         if last_checkpoint is None:
             done = "no epoch finished, nothing to resume: run the same command again"
         else:
             done = (f"{last_checkpoint.name} holds epoch {runs.epoch_of(last_checkpoint) + 1}; "
                     f"go on with: {resume_command(last_checkpoint, args, given)}")
-        if isinstance(e, Diverged):
-            raise cli.UserError(f"training diverged: {e} (--lr {args.lr}, --momentum "
-                                f"{args.momentum}): try a smaller --lr. {done}") from None
         print(f"stopped during epoch {i + 1} of {epoch}: {done}", file=sys.stderr)
         raise
     finally:

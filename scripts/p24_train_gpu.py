@@ -25,6 +25,7 @@ Examples:
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -167,6 +168,10 @@ def main(argv=None) -> int:
                     accuracy = (outputs.argmax(1) == targets).sum()
                     total_accuracy = total_accuracy + accuracy.item()
             print("整体测试集上的Loss: {}".format(total_test_loss))
+            if not math.isfinite(total_test_loss):  # nan or inf: the weights have run away
+                raise cli.UserError(f"training diverged: the test loss is {total_test_loss} in "
+                                    f"epoch {i + 1} (--lr {args.lr}): start again with a smaller "
+                                    "--lr, such as the course's 0.01")
             print("整体测试集上的正确率: {}".format(total_accuracy / test_data_size))
             # The course passed total_test_loss twice to add_scalar (step, then walltime).
             writer.add_scalar("test_loss", total_test_loss, total_test_step)

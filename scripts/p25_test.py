@@ -125,14 +125,22 @@ def read_image(path: Path, transform) -> tuple[torch.Tensor, str]:
 
 @cli.entrypoint
 def main(argv=None) -> int:
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
     device = get_device(args.device)
 
     # 1. 加载模型 / load the trained model
-    path = args.checkpoint if args.checkpoint is not None else runs.need_latest_checkpoint(
-        args.checkpoint_dir, TRAINER,
-        "train a model first: python scripts/p23_train.py (CIFAR-10), or offline "
-        "python scripts/p23_train.py --fake-data --epochs 5; or pass --checkpoint PATH")
+    if args.checkpoint is not None:
+        path = args.checkpoint
+    else:
+        # the command that makes one where this looks: the same --checkpoint-dir
+        own = (["--checkpoint-dir", args.checkpoint_dir]
+               if "checkpoint_dir" in cli.given(parser, argv) else [])
+        train = Path(__file__).with_name(f"{TRAINER}.py")
+        path = runs.need_latest_checkpoint(
+            args.checkpoint_dir, TRAINER,
+            f"train a model first: {cli.command_line(train, *own)} (CIFAR-10), or offline "
+            f"{cli.command_line(train, '--fake-data', *own)}; or pass --checkpoint PATH")
     model, classes, record, normalize = load_model(path, args.trust_pickle)
     model = model.to(device)
     print(f"checkpoint: {path}")
@@ -177,7 +185,7 @@ def main(argv=None) -> int:
         top = torch.topk(probs, k)
         print(f"{image_path}  ({original} -> RGB 32x32)")
         for rank, (p, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
-            print(f"  {rank}. {classes[idx]:<12} {p:7.2%}")
+            print(f"  {rank:>{len(str(k))}}. {classes[idx]:<12} {p:7.2%}")
 
     return cli.EXIT_ERROR if failed else 0
 

@@ -73,10 +73,11 @@ def test_good_values(parse, text, expected):
 
 
 @pytest.mark.parametrize("parse, text, message", [
-    (cli.positive_int, "1.5", "must be 1 or more, not '1.5'"),
-    (cli.positive_int, "ten", "must be 1 or more, not 'ten'"),
-    (cli.positive_float, "nan", "must be a number above 0, not nan"),
-    (cli.positive_float, "-inf", "must be a number above 0, not -inf"),
+    (cli.positive_int, "1.5", "must be a whole number, 1 or more; not '1.5'"),
+    (cli.positive_int, "ten", "must be a whole number, 1 or more; not 'ten'"),
+    (cli.positive_float, "0.01x", "must be a number, above 0; not '0.01x'"),
+    (cli.positive_float, "nan", "must be above 0, not nan"),
+    (cli.positive_float, "-inf", "must be above 0, not -inf"),
     (cli.seed_int, str(2**32), f"must be 0 to {2**32 - 1}, not {2**32}"),
     (cli.momentum_float, "1", "must be 0 or more and below 1, not 1"),
     (cli.positive_int_or_all, "none", "must be 1 or more, or all; not none"),

@@ -62,3 +62,11 @@ def test_offline_without_cifar_is_one_error_line(p20, tmp_path, offline, capsys)
     assert p20.main(["--data-root", str(tmp_path), "--device", "cpu", "--epochs", "1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: CIFAR-10 is not in ") and err.count("\n") == 1
+
+
+def test_a_loss_that_runs_away_stops_with_one_line(p20, small_fake, capsys):
+    assert p20.main(["--fake-data", "--device", "cpu", "--epochs", "3", "--lr", "100"]) == 1
+    captured = capsys.readouterr()
+    assert [str(v) for v in running_losses(captured.out)] == ["nan"]      # epoch 1, then stop
+    assert captured.err == ("error: training diverged: running_loss is nan in epoch 1 (--lr 100.0): "
+                            "start again with a smaller --lr, such as the course's 0.01\n")

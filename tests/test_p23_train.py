@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -170,8 +171,8 @@ def test_a_second_run_leaves_the_first_runs_files_alone(tmp_path, monkeypatch, c
     capsys.readouterr()
     assert p23.main([*args, "--resume", "last"]) == 1
     err = capsys.readouterr().err
-    assert err == (f"error: {second[0] / 'gst_1.pth'} is epoch 2 of 2, the run's last: nothing "
-                   "to train (add --epochs N, more than 2, to go on)\n")
+    assert err == (f"error: {second[0] / 'gst_1.pth'} has trained 2 epochs, and --epochs 2 asks "
+                   "for no more: nothing to train (add --epochs N, more than 2, to go on)\n")
 
 
 def _interrupt_in_second_epoch(monkeypatch, after_batches=3):
@@ -303,7 +304,7 @@ def test_resume_overrides_forks_and_refuses_other_classes(tmp_path, monkeypatch,
     # A data source given here replaces the saved one; other classes are one line
     pics = _image_folder(tmp_path / "pics", n_train=2, n_val=1)
     assert p23.main(["--resume", str(run_ckpt / "gst_2.pth"), "--image-folder", str(pics),
-                     *paths]) == 1
+                     "--epochs", "4", *paths]) == 1
     assert capsys.readouterr().err == (
         f"error: {run_ckpt / 'gst_2.pth'} was trained on classes {list(CIFAR10_CLASSES)}, "
         "but this data has ['ants', 'bees']\n")
@@ -311,20 +312,42 @@ def test_resume_overrides_forks_and_refuses_other_classes(tmp_path, monkeypatch,
 
 def test_resume_last_without_a_run_is_one_line(tmp_path, capsys):
     assert p23.main(["--resume", "last", *_paths(tmp_path)]) == 1
-    assert capsys.readouterr().err == (
-        f"error: no p23_train run in {tmp_path / 'run' / 'ckpt' / 'p23_train'}: "
-        "start one with python scripts/p23_train.py\n")
+    err = capsys.readouterr().err
+    m = re.fullmatch(rf"error: no p23_train run in "
+                     rf"{re.escape(str(tmp_path / 'run' / 'ckpt' / 'p23_train'))}: start one with "
+                     r"(.+)\n", err)
+    assert m, err
+    command = shlex.split(m.group(1))       # where this looked, so the run lands there
+    assert command[1].endswith("scripts/p23_train.py")
+    assert command[2:] == ["--checkpoint-dir", str(tmp_path / "run" / "ckpt")]
 
 
-def test_a_loss_that_runs_away_stops_with_one_line(tmp_path, monkeypatch, capsys):
+def test_a_folder_through_a_file_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for flag in ("--checkpoint-dir", "--logdir"):
+        assert p23.main(["--fake-data", "--epochs", "1", *_paths(tmp_path), flag, str(afile)]) == 1
+        assert capsys.readouterr().err == (f"error: cannot create the folder {afile / 'p23_train'}: "
+                                           "Not a directory\n")
+
+
+def test_a_loss_that_runs_away_stops_with_a_command_that_does_not(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 320)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 64)
-    rc = p23.main(["--fake-data", "--epochs", "3", "--lr", "1e6", "--seed", "0",
-                   "--device", "cpu", *_paths(tmp_path)])
-    assert rc == 1
+    argv = ["--fake-data", "--epochs", "3", "--lr", "1e6", "--seed", "0", "--device", "cpu",
+            *_paths(tmp_path)]
+    assert p23.main(argv) == 1
     err = capsys.readouterr().err.splitlines()[-1]
-    assert re.fullmatch(r"error: training diverged: the loss is (nan|inf) at step \d+ "
-                        r"\(--lr 1000000\.0, --momentum 0\.0\): try a smaller --lr\. .+", err), err
+    m = re.fullmatch(r"error: training diverged: the loss is (nan|inf) at step \d+ "
+                     r"\(--lr 1000000\.0, --momentum 0\.0\)\. Start again with a smaller --lr: "
+                     r"(.+)", err)
+    assert m, err
+    again = shlex.split(m.group(2))
+    assert again[1].endswith("scripts/p23_train.py")
+    assert again[2:] == [a for a in argv if a not in ("--lr", "1e6")] + ["--lr", "0.01"]
+    assert p23.main(again[2:]) == 0                 # pasted: it trains
+    assert p23.smaller_lr_command(["--lr=0.005", "--fake-data"], 0.005).endswith(
+        "p23_train.py --fake-data --lr 0.0005")
 
 
 def test_ctrl_c_while_saving_leaves_no_corrupt_checkpoint(tmp_path, monkeypatch, capsys):
@@ -378,8 +401,18 @@ def test_resume_errors(tmp_path, monkeypatch, capsys):
     checkpoint.save({"model": GST().state_dict(), "optimizer": {}, "epoch": 9,
                      "classes": list(CIFAR10_CLASSES)}, done)
     assert p23.main(["--fake-data", "--resume", str(done), *_paths(tmp_path)]) == 1
-    assert capsys.readouterr().err == (f"error: {done} is epoch 10 of 10, the run's last: nothing "
-                                       "to train (add --epochs N, more than 10, to go on)\n")
+    assert capsys.readouterr().err == (f"error: {done} has trained 10 epochs, and --epochs 10 asks "
+                                       "for no more: nothing to train (add --epochs N, more than "
+                                       "10, to go on)\n")
+    assert p23.main(["--resume", str(done), "--epochs", "5", *_paths(tmp_path)]) == 1
+    assert "has trained 10 epochs, and --epochs 5 asks for no more" in capsys.readouterr().err
+
+    pickled = tmp_path / "gst_method1.pth"
+    torch.save(GST(), pickled)                      # lesson 22's whole model: never unpickled
+    assert p23.main(["--resume", str(pickled), *_paths(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {pickled} is not a training checkpoint of p23_train.py (it needs model, optimizer "
+        "and epoch): --resume takes a gst_<epoch>.pth written by it\n")
     assert not (tmp_path / "run").exists()          # nothing written by a failed start
 
 
@@ -483,8 +516,8 @@ def test_absent_device_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flag, value, words", [
-    ("--lr", "nan", "a number above 0, not nan"),
-    ("--lr", "inf", "a number above 0, not inf"),
+    ("--lr", "nan", "above 0, not nan"),
+    ("--lr", "inf", "above 0, not inf"),
     ("--momentum", "1", "0 or more and below 1, not 1"),
     ("--log-every", "0", "1 or more, not 0"),
 ])

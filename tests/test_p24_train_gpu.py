@@ -105,3 +105,12 @@ def test_offline_without_cifar_is_one_line(tmp_path, offline, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: CIFAR-10 is not in") and err.count("\n") == 1
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_loss_that_runs_away_stops_with_one_line(tmp_path, small_fake, capsys):
+    assert p24.main(["--fake-data", "--epochs", "2", "--lr", "100", "--device", "cpu",
+                     *_paths(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "整体测试集上的Loss: nan" in captured.out and "第 2 轮" not in captured.out
+    assert captured.err == ("error: training diverged: the test loss is nan in epoch 1 (--lr 100.0): "
+                            "start again with a smaller --lr, such as the course's 0.01\n")

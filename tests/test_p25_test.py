@@ -1,5 +1,6 @@
 import os
 import re
+import shlex
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def _predictions(out):
     for line in out.splitlines():
         if m := re.match(r"^(\S+)  \((.+) -> RGB 32x32\)$", line):
             current = result.setdefault(m.group(1), [])
-        elif m := re.match(r"^  \d+\. (.+?) +([\d.]+)%$", line):
+        elif m := re.match(r"^ +\d+\. (.+?) +([\d.]+)%$", line):
             current.append((m.group(1), float(m.group(2)) / 100))
     return result
 
@@ -176,14 +177,29 @@ def test_default_is_the_last_epoch_of_the_newest_p23_run_never_another_lessons_f
                for c, _ in _predictions(out)[str(tmp_path / "r.png")])
 
 
-def test_no_trained_model_names_the_command_that_makes_one(tmp_path, capsys):
+def test_no_trained_model_names_the_command_that_makes_one(tmp_path, monkeypatch, capsys):
     _picture(RED).save(tmp_path / "r.png")
     checkpoint.save(GST().state_dict(), tmp_path / "ck" / "p22_model_save" / "gst_method2.pth")
-    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "ck")]) == 1
-    assert capsys.readouterr().err == (
-        f"error: no p23_train run in {tmp_path / 'ck' / 'p23_train'}: train a model first: "
-        "python scripts/p23_train.py (CIFAR-10), or offline python scripts/p23_train.py "
-        "--fake-data --epochs 5; or pass --checkpoint PATH\n")
+    args = [str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "ck")]
+    assert p25.main(args) == 1
+    err = capsys.readouterr().err
+    m = re.fullmatch(rf"error: no p23_train run in {re.escape(str(tmp_path / 'ck' / 'p23_train'))}: "
+                     r"train a model first: (.+) \(CIFAR-10\), or offline (.+); or pass "
+                     r"--checkpoint PATH\n", err)
+    assert m, err
+    online, offline = (shlex.split(c) for c in m.groups())
+    assert online[1].endswith("scripts/p23_train.py") and offline[1] == online[1]
+    assert online[2:] == ["--checkpoint-dir", str(tmp_path / "ck")]
+    assert offline[2:] == ["--fake-data", "--checkpoint-dir", str(tmp_path / "ck")]
+
+    # pasted (on a small synthetic set), it makes the model p25 then finds
+    from common import data
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    assert load_script("p23_train").main([*offline[2:], "--logdir", str(tmp_path / "logs")]) == 0
+    capsys.readouterr()
+    assert p25.main(args) == 0
+    assert capsys.readouterr().out.startswith(f"checkpoint: {tmp_path / 'ck' / 'p23_train'}/")
 
 
 def test_what_the_model_was_trained_on_is_printed(ants_bees, tmp_path, monkeypatch, capsys):
