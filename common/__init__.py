@@ -5,6 +5,7 @@
 - ``device``: ``--device auto/cpu/cuda/mps`` to a ``torch.device``
 - ``model``: ``GST``, the course's CIFAR-10 network, and the class names
 - ``writer``: one TensorBoard run per invocation under ``logs/<script>/<run-id>/``
+- ``runs``: one run id for a run's log and checkpoint folders; the newest run's last checkpoint
 - ``data``: CIFAR-10 (real or fake), the embedded image sample, the in-memory loader
 - ``checkpoint``: atomic save and safe (``weights_only``) load
 """
