@@ -238,11 +238,10 @@ def run_folders(args, resume: Path | None, state: dict | None):
     if state is not None and state.get("run_id"):
         run_id = state["run_id"]
         run_ckpt = ckpt_root / run_id
-        last = runs.checkpoints_of(run_ckpt)
         if resume.resolve().parent != run_ckpt.resolve():
             why = f"{resume} is not in {run_ckpt}"
-        elif last[-1].resolve() != resume.resolve():
-            why = f"{resume.name} is not its run's last checkpoint ({last[-1].name} is)"
+        elif (last := runs.checkpoints_of(run_ckpt)[-1]).resolve() != resume.resolve():
+            why = f"{resume.name} is not its run's last checkpoint ({last.name} is)"
         else:
             cli.make_dir(logs_root / run_id)
             # TensorBoard hides what the interrupted run logged after this checkpoint.
