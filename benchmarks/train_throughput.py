@@ -1,25 +1,35 @@
-"""Training throughput: the course's loop (lesson 23) against p23_train.py's, same data, same device.
+"""Training throughput: the course's loop (lesson 23) against p23_train.py's, same data, same
+device, and both against the ceiling: GST's bare training step with no data path at all.
 
-Both train GST with CrossEntropyLoss and SGD (lr 0.01), batches of 64, on the same
-CIFAR-sized synthetic images (common.data.FakeCIFAR10, 32x32 RGB), and print the
-loss every 100 steps as the course does (into a buffer, not the terminal):
+Every row trains GST with CrossEntropyLoss and SGD (lr 0.01), batches of 64, on the same
+CIFAR-sized synthetic images (common.data.FakeCIFAR10, 32x32 RGB):
 
-  course  torchvision dataset with ToTensor() + DataLoader(batch_size=64): every image
-          goes through PIL and ToTensor one by one; each batch is copied with .to(device).
-  p23     p23_train.train() itself (the script is imported, so this measures the real
-          thing): the set is one uint8 tensor on the device (common.data.InMemoryLoader),
-          shuffled, one gather + divide per batch, channels_last where p23 uses it.
+  course      torchvision dataset with ToTensor() + DataLoader(batch_size=64): every image
+              goes through PIL and ToTensor one by one; each batch is copied with .to(device);
+              the loss is printed every 100 steps (into a buffer, not the terminal).
+  p23         p23_train.train() itself (the script is imported, so this measures the real
+              thing): the set is one uint8 tensor on the device (common.data.InMemoryLoader),
+              shuffled, one gather + divide per batch, channels_last where p23 uses it, the
+              step made by p23_train.make_train_step; "amp" adds --amp (bf16 autocast),
+              "graph" --cuda-graph (CUDA only).
+  step        the ceiling: p23's training step called on one batch already on the device,
+              again and again (no loader, no gather, no progress bar); "graph" replays it as
+              one CUDA graph (CUDA only).
 
-Each measurement is one epoch over --images images, after a warm-up of a few batches
-that is not timed (first-call costs: kernel selection, allocator, caches); building the
-dataset and the one host-to-device copy of p23's tensor are not timed either. The two
-loops alternate --repeats times; the medians and their ratio are printed.
+Each p23 row is also printed as a fraction of the fastest bare step of the same precision
+(fp32 or amp): how close p23 comes to what the hardware allows.
+
+Each measurement is one epoch over --images images, after a warm-up (p23's own, before its
+first epoch, and 20 untimed batches) that is not timed; building the dataset and p23's one
+host-to-device copy are not timed either. The rows alternate --repeats times; medians are
+printed.
 
   python benchmarks/train_throughput.py --device cpu --images 10000 --repeats 5
   python benchmarks/train_throughput.py --device cuda --images 50000 --repeats 3
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import importlib.util
@@ -40,7 +50,7 @@ from torchvision import transforms
 from common import data
 from common import cli
 from common.cli import UserError, positive_int
-from common.device import get_device, synchronize
+from common.device import fast_bf16, get_device, synchronize
 from common.model import GST
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,11 +89,29 @@ def course_setup(dataset, device):
     return loop
 
 
-def p23_setup(p23, images, targets, device, channels_last=None):
-    """p23's loop: its model, the in-memory loader, and p23_train.train() itself.
+def p23_setup(p23, images, targets, device, channels_last=None, amp=False, cuda_graph=False):
+    """p23's loop: its model, the in-memory loader, its prepared step, and p23_train.train().
 
     ``channels_last=None`` takes p23's own choice (``make_model``); False forces NCHW.
     """
+    gst, train_dataloader, step = _p23_step(p23, images, targets, device, channels_last, amp,
+                                            cuda_graph)
+    return lambda batches=None: p23.train(gst, step, itertools.islice(train_dataloader, batches))
+
+
+def step_setup(p23, images, targets, device, amp=False, cuda_graph=False):
+    """The ceiling: p23's prepared step on one batch already on the device, ``len(images) / 64``
+    times (the last, partial batch included as a full one)."""
+    _, train_dataloader, step = _p23_step(p23, images, targets, device, None, amp, cuda_graph)
+    imgs, targets = train_dataloader.sample_batches()[0]
+
+    def loop(batches=None):
+        for _ in range(batches or len(train_dataloader)):
+            step(imgs, targets)
+    return loop
+
+
+def _p23_step(p23, images, targets, device, channels_last, amp, cuda_graph):
     generator = torch.Generator().manual_seed(0)
     if channels_last is None:
         channels_last = p23.use_channels_last(device)
@@ -93,10 +121,10 @@ def p23_setup(p23, images, targets, device, channels_last=None):
                        else torch.contiguous_format)
     train_dataloader = data.InMemoryLoader(images, targets, 64, shuffle=True, device=device,
                                            channels_last=channels_last, generator=generator)
-    loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
-    return lambda batches=None: p23.train(gst, itertools.islice(train_dataloader, batches),
-                                          loss_fn, optimizer)
+    step = p23.make_train_step(gst, nn.CrossEntropyLoss(), optimizer, train_dataloader, amp=amp,
+                               cuda_graph=cuda_graph)
+    return gst, train_dataloader, step
 
 
 def timed(device, fn) -> float:
@@ -120,6 +148,10 @@ def main(argv=None) -> int:
     parser.add_argument("--nchw", action="store_true",
                         help="also time p23's loop with the default NCHW memory format "
                              "(to see what channels_last brings)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time p23 and the bare step with --amp, bf16 autocast "
+                             "(default: on; --no-amp where bf16 is slow, as on CPUs without "
+                             "AVX-512)")
     args = parser.parse_args(argv)
     try:
         device = get_device(args.device)
@@ -132,14 +164,27 @@ def main(argv=None) -> int:
     images, targets = data.cifar_uint8(dataset)
     n = len(dataset)
     cl = p23.use_channels_last(device)
-    loops = {"course": course_setup(dataset, device), "p23": p23_setup(p23, images, targets, device)}
+    graphs = [False, True] if device.type == "cuda" else [False]
+    precisions = ["fp32", "amp"] if args.amp else ["fp32"]
+    loops = {"course": course_setup(dataset, device)}
+    for precision in precisions:
+        for graph in graphs:
+            name = "p23" + (" amp" if precision == "amp" else "") + (" graph" if graph else "")
+            loops[name] = p23_setup(p23, images, targets, device, amp=precision == "amp",
+                                    cuda_graph=graph)
     if args.nchw and cl:
         loops["p23 NCHW"] = p23_setup(p23, images, targets, device, channels_last=False)
+    for precision in precisions:
+        for graph in graphs:
+            name = "step" + (" amp" if precision == "amp" else "") + (" graph" if graph else "")
+            loops[name] = step_setup(p23, images, targets, device, amp=precision == "amp",
+                                     cuda_graph=graph)
 
     gpu = f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""
     print(f"device: {device}{gpu}; {platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{n} images per epoch, {args.repeats} repeats; p23 channels_last: {cl}")
+          f"{n} images per epoch, {args.repeats} repeats; p23 channels_last: {cl}; "
+          f"fast bf16: {fast_bf16(device)}")
     for loop in loops.values():
         timed(device, functools.partial(loop, WARMUP_BATCHES))
     runs = {name: [] for name in loops}
@@ -150,9 +195,15 @@ def main(argv=None) -> int:
               + " images/s", flush=True)
 
     medians = {name: statistics.median(v) for name, v in runs.items()}
+    ceiling = {p: max(m for name, m in medians.items() if name.startswith("step")
+                      and ("amp" in name) == (p == "amp")) for p in precisions}
     for name, m in medians.items():
-        print(f"{name:>9}: {m:,.0f} images/s (median)")
-    print(f"p23 / course: {medians['p23'] / medians['course']:.2f}x")
+        line = f"{name:>14}: {m:>9,.0f} images/s (median)"
+        if name.startswith("p23") or name.startswith("step"):
+            line += f"  {m / medians['course']:5.2f}x the course"
+        if name.startswith("p23") and "NCHW" not in name:
+            line += f", {m / ceiling['amp' if 'amp' in name else 'fp32']:.2f} of the ceiling"
+        print(line)
     if "p23 NCHW" in medians:
         print(f"channels_last / NCHW: {medians['p23'] / medians['p23 NCHW']:.2f}x")
     return 0

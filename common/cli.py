@@ -44,8 +44,8 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_ERROR
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+        except KeyboardInterrupt as e:    # its message, where one says what was kept
+            print(str(e) or "interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         except BrokenPipeError:
             # The output was piped into a reader that stopped early (`... | head`): stop
@@ -127,6 +127,10 @@ def data_flags(*, num_workers: bool = True) -> argparse.ArgumentParser:
                         "(default: dataset/ in the repository)")
     p.add_argument("--fake-data", action="store_true",
                    help="use a small CIFAR-shaped synthetic set: no download, no network")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="a URL of cifar-10-python.tar.gz to download CIFAR-10 from, tried "
+                        "before $CIFAR10_MIRROR and the built-in sources; repeat it for "
+                        "several (the file must have torchvision's md5) (default: none)")
     if num_workers:
         p.add_argument("--num-workers", type=non_negative_int, default=0,
                        help="DataLoader worker processes; 0 loads in the main process (default: 0)")
@@ -231,13 +235,17 @@ def make_dir(path: Path) -> Path:
     return path
 
 
+class _Unset(list):
+    """The marker :func:`given` leaves where the command line said nothing."""
+
+
 def given(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
     """The destinations ``argv`` sets itself, as opposed to their defaults (``{"epochs"}``...).
 
     argparse fills a default only where the namespace lacks the attribute, so parsing into a
     namespace already holding a marker leaves the marker wherever the command line said nothing.
     """
-    unset = object()
+    unset = _Unset()       # a list, so that an "append" flag (--mirror) can copy and extend it
     marked = argparse.Namespace(**{k: unset for k in vars(parser.parse_args(argv))})
     return {k for k, v in vars(parser.parse_args(argv, namespace=marked)).items() if v is not unset}
 

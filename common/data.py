@@ -1,8 +1,9 @@
 """Data for the lessons: CIFAR-10 (real or synthetic), the embedded image folders, and
 the fast in-memory loader used for training.
 
-- :func:`cifar10` — torchvision's CIFAR-10 under ``--data-root``, downloaded (with a
-  progress bar) when missing; offline it raises one clear :class:`UserError`.
+- :func:`cifar10` — torchvision's CIFAR-10 under ``--data-root``, downloaded when missing
+  from several sources (``--mirror``, ``$CIFAR10_MIRROR``, torchvision's URL, known mirrors),
+  resumably, md5-checked; when every source fails it raises one clear :class:`UserError`.
 - :class:`FakeCIFAR10` — a CIFAR-shaped synthetic set for ``--fake-data``: same type of
   items (PIL image, int), same ``data``/``targets``/``classes`` attributes, and learnable
   (each class has its own colour and stripe pattern), so training on it shows real progress.
@@ -13,17 +14,22 @@ the fast in-memory loader used for training.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, ImageFolder, VisionDataset
+from torchvision.datasets.utils import check_integrity, extract_archive
 
-from common.cli import UserError
+from common.download import fetch, partial_path
+from common.cli import UserError, make_dir
 from common.model import CIFAR10_CLASSES
 
 # Sizes of the synthetic train and test sets: small enough for a laptop CPU in seconds.
@@ -31,28 +37,88 @@ FAKE_TRAIN_SIZE = 2000
 FAKE_TEST_SIZE = 500
 
 
-def cifar10(root: Path, train: bool, transform=None, *, download: bool = True) -> CIFAR10:
+# Where cifar-10-python.tar.gz is fetched from, after --mirror and $CIFAR10_MIRROR: torchvision's
+# own URL, then mirrors of the very same file (pytorch/vision#9536: the first can crawl for
+# an hour). Whatever a source serves is used only if its md5 is torchvision's CIFAR10.tgz_md5.
+CIFAR10_MIRRORS = ("https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",)
+MIRROR_ENV = "CIFAR10_MIRROR"
+
+
+def cifar10_sources(mirrors=()) -> list[str]:
+    """The URLs to try, in order: ``mirrors`` (``--mirror``), ``$CIFAR10_MIRROR`` (URLs
+    separated by spaces or commas), torchvision's ``CIFAR10.url``, :data:`CIFAR10_MIRRORS`."""
+    env = os.environ.get(MIRROR_ENV, "").replace(",", " ").split()
+    return list(dict.fromkeys([*(mirrors or ()), *env, CIFAR10.url, *CIFAR10_MIRRORS]))
+
+
+def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
+            mirrors=()) -> CIFAR10:
     """torchvision's CIFAR-10 in ``root``; downloads it when missing (``download=True``).
 
-    The course calls ``CIFAR10(root, train, transform, download=True)``; this does the same,
-    but a failed download (offline) or a missing/corrupt copy becomes one line saying how
-    to proceed, and a half-downloaded archive is removed rather than left behind.
+    The course calls ``CIFAR10(root, train, transform, download=True)``. This reads the same
+    files with the same class, but fetches the archive itself (:func:`cifar10_sources`, with
+    :func:`common.download.fetch`: resumable, with timeouts, md5-checked before it is used) and
+    unpacks it into a temporary folder renamed into place, so neither the archive nor
+    ``cifar-10-batches-py/`` ever exists half-written. An unpacked, complete copy is used with
+    no network access at all; every failure is one :class:`UserError` line.
     """
     root = Path(root)
-    archive = root / CIFAR10.filename
+    try:
+        return CIFAR10(root=str(root), train=train, transform=transform, download=False)
+    except RuntimeError:                 # "Dataset not found or corrupted": fetch it
+        pass
+    if not download:
+        raise UserError(f"CIFAR-10 is not in {root} and download is off. Place "
+                        f"{CIFAR10.filename} (from {CIFAR10.url}) in {root}, or run with "
+                        "--fake-data")
     root_existed = root.exists()
     try:
-        return CIFAR10(root=str(root), train=train, transform=transform, download=download)
-    except (OSError, RuntimeError) as e:   # URLError is an OSError; a bad md5 a RuntimeError
-        if archive.exists() and not torchvision.datasets.utils.check_integrity(
-                str(archive), CIFAR10.tgz_md5):
-            archive.unlink()             # never leave a half-written download behind
+        _fetch_cifar10(root, mirrors)
+    except KeyboardInterrupt:
+        part = partial_path(root / CIFAR10.filename)
+        kept = (f"{part} keeps {part.stat().st_size / 1e6:.1f} MB and the next run resumes it"
+                if part.exists() else "nothing was kept")
+        raise KeyboardInterrupt(f"interrupted: the CIFAR-10 download stopped; {kept}") from None
+    finally:
         if not root_existed and root.is_dir() and not any(root.iterdir()):
-            root.rmdir()                 # nor an empty folder the failed attempt created
-        why = f"the download failed ({_reason(e)})" if download else "download is off"
-        raise UserError(
-            f"CIFAR-10 is not in {root} and {why}. Place {CIFAR10.filename} "
-            f"(from {CIFAR10.url}) in {root}, or run with --fake-data") from None
+            root.rmdir()                 # no empty folder left by a failed attempt
+    return CIFAR10(root=str(root), train=train, transform=transform, download=False)
+
+
+def _fetch_cifar10(root: Path, mirrors) -> None:
+    """``root/cifar-10-batches-py/``, from ``root/cifar-10-python.tar.gz`` (fetched if need be)."""
+    archive = root / CIFAR10.filename
+    md5 = CIFAR10.tgz_md5                  # the library's value, read now: never a copy
+    if archive.exists() and not check_integrity(str(archive), md5):
+        # Not the archive: most likely a download torchvision broke off under this name.
+        # It becomes the partial file, resumed from its end (and deleted if that fails md5).
+        part = partial_path(archive)
+        if part.exists():
+            archive.unlink()
+        else:
+            os.replace(archive, part)
+    if not archive.exists():
+        make_dir(root)
+        sources = cifar10_sources(mirrors)
+        got, failures = fetch(sources, archive, md5)
+        if got is None:
+            tried = "; ".join(f"{url} ({why})" for url, why in failures)
+            raise UserError(
+                f"CIFAR-10 is not in {root} and no source could give it: {tried}. Download "
+                f"{CIFAR10.filename} from any of them yourself into {root}/ (it is checked "
+                f"and unpacked on the next run), or name another copy with --mirror URL, or "
+                "run with --fake-data")
+    unpacking = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=root))
+    try:
+        extract_archive(str(archive), str(unpacking))
+        folder = root / CIFAR10.base_folder
+        if folder.exists():                 # an incomplete copy (the check above failed)
+            shutil.rmtree(folder)
+        os.replace(unpacking / CIFAR10.base_folder, folder)
+    except (OSError, tarfile.TarError) as e:
+        raise UserError(f"cannot unpack {archive}: {_reason(e)}") from None
+    finally:
+        shutil.rmtree(unpacking, ignore_errors=True)
 
 
 def _reason(e: BaseException) -> str:
@@ -111,18 +177,19 @@ def announce_synthetic(args) -> None:
 
 
 def cifar10_or_fake(root: Path, train: bool, transform=None, *, fake: bool,
-                    seed: int = 0) -> CIFAR10:
-    """``--fake-data`` picks :class:`FakeCIFAR10`, otherwise the real set (downloaded if missing)."""
+                    seed: int = 0, mirrors=()) -> CIFAR10:
+    """``--fake-data`` picks :class:`FakeCIFAR10`, otherwise the real set (downloaded if
+    missing, trying ``mirrors`` first)."""
     if fake:
         return FakeCIFAR10(train=train, transform=transform, seed=seed)
-    return cifar10(root, train=train, transform=transform)
+    return cifar10(root, train=train, transform=transform, mirrors=mirrors)
 
 
 def cifar10_test_loader(args, batch_size: int = 64, *, drop_last: bool = False) -> DataLoader:
     """The CIFAR-10 test set (``--data-root``/``--fake-data``) as ToTensor images, in order,
     in batches: the data of the layer lessons 14-20."""
     test_set = cifar10_or_fake(args.data_root, train=False, transform=transforms.ToTensor(),
-                               fake=args.fake_data)
+                               fake=args.fake_data, mirrors=args.mirror)
     return DataLoader(test_set, batch_size=batch_size, drop_last=drop_last,
                       num_workers=args.num_workers)
 
@@ -218,15 +285,24 @@ class InMemoryLoader:
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.images.device)
         for start in range(0, n, self.batch_size):
-            if order is None:
-                imgs = self.images[start:start + self.batch_size]
-                targets = self.targets[start:start + self.batch_size]
-            else:
-                idx = order[start:start + self.batch_size]
-                imgs, targets = self.images[idx], self.targets[idx]
-            # uint8 -> float in [0, 1]: exactly what ToTensor does, done for the whole batch
-            imgs = imgs.float().div_(255).contiguous(memory_format=self.memory_format)
-            if self.normalize is not None:
-                mean, std = self.normalize
-                imgs.sub_(mean).div_(std)
-            yield imgs, targets
+            end = start + self.batch_size
+            yield self.batch(slice(start, end) if order is None else order[start:end])
+
+    def batch(self, index: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(imgs, targets)`` of the images at ``index`` (a slice, or indices on the device)."""
+        imgs, targets = self.images[index], self.targets[index]
+        # uint8 -> float in [0, 1]: exactly what ToTensor does, done for the whole batch
+        imgs = imgs.float().div_(255).contiguous(memory_format=self.memory_format)
+        if self.normalize is not None:
+            mean, std = self.normalize
+            imgs.sub_(mean).div_(std)
+        return imgs, targets
+
+    def sample_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One batch of each size an epoch yields (a full one, and the last, partial one if
+        the set is not a multiple of the batch size), from the first images, without drawing
+        from the shuffle generator: for warming up, so a seeded run's order stays the same."""
+        n = len(self.targets)
+        sizes = [min(self.batch_size, n)] + ([n % self.batch_size] if n > self.batch_size
+                                             and n % self.batch_size else [])
+        return [self.batch(slice(0, size)) for size in sizes]

@@ -34,3 +34,17 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` to finish, so a timer measures real work."""
     if device.type != "cpu":
         torch.accelerator.synchronize()
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively, so bf16 autocast can pay off there.
+
+    CUDA: compute capability 8.0 (Ampere) or newer. CPU: oneDNN's bf16 kernels (AVX-512 or
+    AMX); without them a bf16 convolution falls back to slow reference code.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(check()) if check is not None else True
+    return True

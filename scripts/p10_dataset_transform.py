@@ -45,9 +45,9 @@ def main(argv=None) -> int:
     # The course calls torchvision.datasets.CIFAR10(root='./dataset', ..., download=True);
     # cifar10_or_fake does that under --data-root (or builds the synthetic set for --fake-data).
     train_set = cifar10_or_fake(args.data_root, train=True, transform=dataset_transform,
-                                fake=args.fake_data)
+                                fake=args.fake_data, mirrors=args.mirror)
     test_set = cifar10_or_fake(args.data_root, train=False, transform=dataset_transform,
-                               fake=args.fake_data)
+                               fake=args.fake_data, mirrors=args.mirror)
 
     # 2. 查看数据集 / look inside: sizes, one item, the class names
     print(f"len(train_set): {len(train_set)}")

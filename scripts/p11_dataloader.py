@@ -43,7 +43,7 @@ def main(argv=None) -> int:
 
     # 1. 准备测试数据集 / prepare the test set
     test_data = cifar10_or_fake(args.data_root, train=False, transform=transforms.ToTensor(),
-                                fake=args.fake_data)
+                                fake=args.fake_data, mirrors=args.mirror)
 
     # 2. 加载数据 / the DataLoader; num_workers=0 loads in the main process
     # --seed: the shuffled order comes from this generator, so a run can be repeated.

@@ -19,12 +19,15 @@ Beyond the course: the training set is shuffled each epoch; a progress bar per e
 (every finished epoch's checkpoint is intact: they are written atomically); --resume
 continues a run where it stopped, with its own settings, in its own folders; a loss that
 turns nan or inf stops the run with one line; --metrics writes a JSON summary;
---image-folder trains on your own pictures (centred to [-1, 1]: see IMAGE_FOLDER_NORMALIZE).
+--image-folder trains on your own pictures (centred to [-1, 1]: see IMAGE_FOLDER_NORMALIZE);
+--amp trains in bfloat16 autocast; --cuda-graph replays each step as one CUDA graph.
 
 Speed: the course converts every image with PIL + ToTensor inside the DataLoader, one by one.
 Here the dataset is held as one uint8 tensor on the training device and each batch is one
 gather + divide there; the network runs in channels_last on CPU and CUDA. Same model, same
-maths, several times faster on a GPU (benchmarks/train_throughput.py measures it).
+maths, several times faster on a GPU (benchmarks/train_throughput.py measures it). On a
+fast GPU the eager loop still waits on Python to launch each step's dozens of small kernels:
+--cuda-graph records the step once and replays it with one launch (common/step.py).
 
 Examples:
   python scripts/p23_train.py --device mps              # the course's run (downloads CIFAR-10)
@@ -32,10 +35,12 @@ Examples:
   python scripts/p23_train.py --resume last             # go on with the newest run
   python scripts/p23_train.py --resume last --epochs 20 # ... up to 20 epochs in all
   python scripts/p23_train.py --image-folder dataset/hymenoptera_sample --epochs 50 --momentum 0.9
+  python scripts/p23_train.py --device cuda --cuda-graph --amp  # opt-in speed-ups for a fast GPU
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -47,7 +52,8 @@ from torch import nn
 from tqdm import tqdm
 
 from common import checkpoint, cli, data, runs
-from common.device import get_device, synchronize
+from common import step as common_step
+from common.device import fast_bf16, get_device, synchronize
 from common.model import GST
 from common.writer import LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, log_interval, open_writer
 
@@ -55,11 +61,12 @@ SCRIPT = "p23_train"
 # What --resume takes from the checkpoint: the run's data and training settings. Where the
 # files go (--logdir, --checkpoint-dir, --metrics) and --device belong to this command.
 RESUMED = ("fake_data", "image_folder", "data_root", "epochs", "batch_size", "lr", "momentum",
-           "seed", "log_every")
+           "seed", "log_every", "amp")
 DATA_SOURCE = ("fake_data", "image_folder")
-# Flags of this command that a resume command must repeat (they are not in the checkpoint).
+# Flags of this command that a resume command must repeat (they are not in the checkpoint):
+# where it runs and how, where its files go. --cuda-graph is how, like --device: same maths.
 OWN_FLAGS = {"device": "--device", "logdir": "--logdir", "checkpoint_dir": "--checkpoint-dir",
-             "metrics": "--metrics"}
+             "metrics": "--metrics", "cuda_graph": "--cuda-graph"}
 # Your own pictures are centred, (x - 0.5) / 0.5 = Normalize([0.5] * 3, [0.5] * 3), as
 # torchvision's examples do. GST has no activation between its layers: on a few dozen
 # all-positive images it sits at chance for a hundred steps or more and then often falls back
@@ -91,8 +98,20 @@ def get_args_parser():
                              "setting (--epochs 20 extends a finished run) (default: start afresh)")
     parser.add_argument("--metrics", type=Path, default=None, metavar="PATH",
                         help="when training ends, write a JSON object here: test_accuracy, "
-                             "test_loss, epochs, train_images_per_s, device, checkpoint "
-                             "(default: none)")
+                             "test_loss, epochs, train_images_per_s (and by epoch), device, amp, "
+                             "cuda_graph, checkpoint (default: none)")
+    parser.add_argument("--amp", action="store_true",
+                        help="train in bfloat16 autocast: the forward pass and the loss in bf16, "
+                             "the weights and the SGD step in fp32. It pays only on hardware "
+                             "that computes in bf16 (CUDA GPUs from Ampere on, CPUs with AVX-512 "
+                             "or AMX) and is slower elsewhere; the course trains in fp32 "
+                             "(default: off)")
+    parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=False,
+                        help="on CUDA, record the training step once and replay it as one CUDA "
+                             "graph: the same maths without Python launching every kernel, "
+                             "several times faster on a fast GPU (common/step.py); CPU and MPS "
+                             "train eagerly either way. Off until it has been run on a GPU: "
+                             "see benchmarks/README.md (default: off)")
     return parser
 
 
@@ -117,25 +136,51 @@ def make_model(num_classes: int, device: torch.device) -> GST:
     return gst.to(device)
 
 
-def train(gst, train_dataloader, loss_fn, optimizer, total_train_step=0, writer=None,
+def train_step(gst, loss_fn, optimizer, imgs, targets, amp=False):
+    """One step of the course's training loop on one batch; returns the loss (a tensor).
+
+    With ``amp`` the forward pass and the loss run in bfloat16 autocast (the weights, their
+    gradients and the SGD step stay fp32). ``cache_enabled=False``: the cast weights are not
+    cached between steps, which a CUDA graph of this step needs (and GST uses each weight once).
+    """
+    with torch.autocast(imgs.device.type, dtype=torch.bfloat16, enabled=amp,
+                        cache_enabled=False):
+        outputs = gst(imgs)
+        loss = loss_fn(outputs, targets)
+    # 优化器优化模型 / the optimizer updates the model
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def make_train_step(gst, loss_fn, optimizer, train_dataloader, *, amp=False, cuda_graph=False):
+    """:func:`train_step` on this model, ready to call as ``step(imgs, targets)``.
+
+    Warmed up before the first epoch (and with ``cuda_graph``, recorded as one CUDA graph) on
+    a batch of each size the loader yields; the weights and the optimizer state are then put
+    back exactly, so this changes the speed of the first epoch, never what is learnt.
+    """
+    step = functools.partial(train_step, gst, loss_fn, optimizer, amp=amp)
+    return common_step.prepare(step, gst, optimizer, train_dataloader.sample_batches(),
+                               cuda_graph=cuda_graph)
+
+
+def train(gst, step, train_dataloader, total_train_step=0, writer=None,
           desc="train", log_every=LOG_EVERY):
     """One epoch of training (the course's inner loop); returns the new ``total_train_step``.
 
-    ``train_dataloader`` yields ``(imgs, targets)`` already on the model's device. The loss
-    is read back (``loss.item()``, which waits for the device) only every ``log_every``
-    steps, where it is printed: between those prints the device never waits for the host.
-    A nan or inf loss there raises :class:`Diverged`.
+    ``train_dataloader`` yields ``(imgs, targets)`` already on the model's device, and
+    ``step(imgs, targets)`` trains on them (:func:`make_train_step` makes it). The loss is
+    read back (``loss.item()``, which waits for the device) only every ``log_every`` steps,
+    where it is printed: between those prints the device never waits for the host. A nan or
+    inf loss there raises :class:`Diverged`.
     """
     gst.train()   # 训练模式 / training mode (matters for Dropout/BatchNorm; GST has none)
     with tqdm(train_dataloader, desc=desc, unit="batch", dynamic_ncols=True) as bar:
         for data in bar:
             imgs, targets = data
-            outputs = gst(imgs)
-            loss = loss_fn(outputs, targets)
-            # 优化器优化模型 / the optimizer updates the model
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = step(imgs, targets)   # forward, loss, backward, optimizer step: train_step()
 
             total_train_step += 1
             if total_train_step % log_every == 0:
@@ -182,8 +227,10 @@ def load_data(args):
         return train_images, train_targets, test_images, test_targets, classes
     # The course passes transform=ToTensor() so the DataLoader converts each PIL image; here
     # the raw uint8 array becomes one tensor, converted a whole batch at a time on the device.
-    train_data = data.cifar10_or_fake(args.data_root, train=True, fake=args.fake_data)
-    test_data = data.cifar10_or_fake(args.data_root, train=False, fake=args.fake_data)
+    train_data = data.cifar10_or_fake(args.data_root, train=True, fake=args.fake_data,
+                                      mirrors=args.mirror)
+    test_data = data.cifar10_or_fake(args.data_root, train=False, fake=args.fake_data,
+                                     mirrors=args.mirror)
     return (*data.cifar_uint8(train_data), *data.cifar_uint8(test_data), list(train_data.classes))
 
 
@@ -253,8 +300,14 @@ def run_folders(args, resume: Path | None, state: dict | None):
 
 def resume_command(last_checkpoint: Path, args, given: set[str]) -> str:
     """The line that continues this run, to paste as it is."""
-    own = [a for dest, flag in OWN_FLAGS.items() if dest in given
-           for a in (flag, getattr(args, dest))]
+    own = []
+    for dest, flag in OWN_FLAGS.items():
+        if dest in given:
+            value = getattr(args, dest)
+            if isinstance(value, bool):    # --cuda-graph / --no-cuda-graph
+                own.append(flag if value else "--no-" + flag[2:])
+            else:
+                own += [flag, value]
     return cli.command_line(Path(__file__), "--resume", last_checkpoint, *own)
 
 
@@ -293,6 +346,13 @@ def main(argv=None) -> int:
                 f"{state['epoch'] + 1}, to go on)")
     device = get_device(args.device)
     data.announce_synthetic(args)
+    cuda_graph = args.cuda_graph and device.type == "cuda"
+    if args.cuda_graph and not cuda_graph and "cuda_graph" in given:
+        print(f"note: --cuda-graph records CUDA graphs only: on {device.type} the steps run "
+              "eagerly, as without it")
+    if args.amp and not fast_bf16(device):
+        print(f"note: --amp: this {device.type} does not compute in bfloat16 natively, so "
+              "bf16 autocast will be slower here than without --amp")
     if args.seed is not None:
         torch.manual_seed(args.seed)          # the model's initial weights
     if device.type == "cuda":
@@ -360,6 +420,11 @@ def main(argv=None) -> int:
         total_train_step = state.get("total_train_step", 0)
         total_test_step = state.get("total_test_step", start)
 
+    # Beyond the course: warm the step up (and record it as a CUDA graph with --cuda-graph)
+    # before the first epoch, leaving the weights and the optimizer exactly as they are.
+    step = make_train_step(gst, loss_fn, optimizer, train_dataloader, amp=args.amp,
+                           cuda_graph=cuda_graph)
+
     # 7. 添加tensorboard / TensorBoard: logs/p23_train/<run-id>/, beside the run's checkpoints
     # in checkpoints/p23_train/<run-id>/; a resumed run goes on in the same two folders.
     run_id, run_ckpt, run_logs, purge_step = run_folders(args, resume, state)
@@ -367,7 +432,7 @@ def main(argv=None) -> int:
         print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epoch}")
     writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
     last_checkpoint = resume if purge_step is not None else None
-    trained_images, train_seconds = 0, 0.0
+    epoch_seconds = []     # each epoch's training time, for --metrics
     total_test_loss = test_accuracy = None
     i = start
     try:
@@ -377,11 +442,10 @@ def main(argv=None) -> int:
             # 训练步骤开始 / training
             synchronize(device)
             t0 = time.perf_counter()
-            total_train_step = train(gst, train_dataloader, loss_fn, optimizer, total_train_step,
+            total_train_step = train(gst, step, train_dataloader, total_train_step,
                                      writer, desc=f"epoch {i + 1}/{epoch}", log_every=log_every)
             synchronize(device)
-            train_seconds += time.perf_counter() - t0
-            trained_images += train_data_size
+            epoch_seconds.append(time.perf_counter() - t0)
 
             # 测试步骤开始 / testing
             total_test_loss, test_accuracy = test(gst, test_dataloader, loss_fn, test_data_size)
@@ -441,8 +505,12 @@ def main(argv=None) -> int:
             "test_accuracy": test_accuracy,
             "test_loss": total_test_loss,
             "epochs": epoch,
-            "train_images_per_s": trained_images / train_seconds if train_seconds else None,
+            "train_images_per_s": (train_data_size * len(epoch_seconds) / sum(epoch_seconds)
+                                   if epoch_seconds else None),
+            "train_images_per_s_by_epoch": [train_data_size / t for t in epoch_seconds],
             "device": str(device),
+            "amp": args.amp,
+            "cuda_graph": cuda_graph,
             "checkpoint": str(last_checkpoint),
         }
         # written atomically too: a reader never sees half a JSON object

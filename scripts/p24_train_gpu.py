@@ -79,9 +79,11 @@ def main(argv=None) -> int:
 
     # 1. 准备数据集 / prepare the dataset (the course's way: ToTensor, image by image)
     train_data = cifar10_or_fake(args.data_root, train=True,
-                                 transform=torchvision.transforms.ToTensor(), fake=args.fake_data)
+                                 transform=torchvision.transforms.ToTensor(), fake=args.fake_data,
+                                 mirrors=args.mirror)
     test_data = cifar10_or_fake(args.data_root, train=False,
-                                transform=torchvision.transforms.ToTensor(), fake=args.fake_data)
+                                transform=torchvision.transforms.ToTensor(), fake=args.fake_data,
+                                mirrors=args.mirror)
     train_data_size = len(train_data)
     test_data_size = len(test_data)
     print("训练数据集的长度为：{}".format(train_data_size))

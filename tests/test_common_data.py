@@ -47,33 +47,7 @@ def test_real_cifar_path_reads_torchvision_format(real_cifar):
     assert len(data.cifar10(real_cifar, train=False)) == 20
 
 
-def test_offline_without_files_is_one_clear_line(tmp_path, offline):
-    with pytest.raises(UserError) as e:
-        data.cifar10(tmp_path, train=False)
-    msg = str(e.value)
-    assert msg.startswith(f"CIFAR-10 is not in {tmp_path} and the download failed")
-    assert "Temporary failure in name resolution" in msg
-    assert "cifar-10-python.tar.gz" in msg and "--fake-data" in msg
-    assert "\n" not in msg
-    assert not (tmp_path / "cifar-10-python.tar.gz").exists()
-    with pytest.raises(UserError):
-        data.cifar10(tmp_path / "new", train=False)
-    assert not (tmp_path / "new").exists()   # no empty folder left behind
-
-
-def test_half_downloaded_archive_is_removed(tmp_path, monkeypatch):
-    import torchvision.datasets.utils as utils
-
-    def partial(url, filename, chunk_size=0):
-        with open(filename, "wb") as f:
-            f.write(b"only the first bytes")
-        raise ConnectionResetError("connection reset")
-
-    monkeypatch.setattr(utils, "_urlretrieve", partial)
-    monkeypatch.setattr(utils, "_get_redirect_url", lambda url, max_hops=3: url)
-    with pytest.raises(UserError, match="download failed"):
-        data.cifar10(tmp_path, train=True)
-    assert list(tmp_path.iterdir()) == []
+# The download itself (sources, resume, timeouts, md5, offline): test_common_download.py
 
 
 def test_cifar10_or_fake_never_touches_disk_for_fake(tmp_path):

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from common import checkpoint, data, writer
+from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
 from conftest import REPO, load_script, only_run, run_dirs, scalar_tags, scalars
 
@@ -106,8 +107,12 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
 
     # --metrics: one JSON object with the design's keys.
     m = json.loads(metrics.read_text())
-    assert set(m) == {"test_accuracy", "test_loss", "epochs", "train_images_per_s", "device",
-                      "checkpoint"}
+    assert set(m) == {"test_accuracy", "test_loss", "epochs", "train_images_per_s",
+                      "train_images_per_s_by_epoch", "device", "amp", "cuda_graph", "checkpoint"}
+    by_epoch = m["train_images_per_s_by_epoch"]
+    assert len(by_epoch) == 2 and min(by_epoch) <= m["train_images_per_s"] <= max(by_epoch)
+    assert m["train_images_per_s"] == pytest.approx(2 / sum(1 / v for v in by_epoch))
+    assert m["amp"] is False and m["cuda_graph"] is False
     assert m["test_accuracy"] == pytest.approx(printed_acc[-1])
     assert m["test_loss"] == pytest.approx(printed_loss[-1])
     assert m["epochs"] == 2 and m["device"] == "cpu" and m["train_images_per_s"] > 0
@@ -151,6 +156,96 @@ def test_seed_makes_runs_repeatable(tmp_path, monkeypatch, capsys):
         assert torch.equal(a["model"][k], b["model"][k])
 
 
+def _fake_run(tmp_path, monkeypatch, capsys, name, *extra, train=300, test=100):
+    """A seeded 2-epoch --fake-data run on the CPU: (its printed losses, accuracies, checkpoint)."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", train)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", test)
+    capsys.readouterr()
+    assert p23.main(["--fake-data", "--epochs", "2", "--batch-size", "10", "--lr", "0.02",
+                     "--seed", "0", "--device", "cpu", "--log-every", "5", *extra,
+                     *_paths(tmp_path, name)]) == 0
+    out = capsys.readouterr().out
+    losses = [float(v) for v in re.findall(r"训练次数：\d+, Loss: ([\d.]+)", out)]
+    accuracies = [float(v) for v in re.findall(r"整体测试集上的正确率: ([\d.]+)", out)]
+    return out, losses, accuracies, checkpoint.load(_run_checkpoints(tmp_path, name) / "gst_1.pth")
+
+
+def test_amp_trains_in_bfloat16_and_learns_as_fp32_does(tmp_path, monkeypatch, capsys):
+    out, losses, accuracies, state = _fake_run(tmp_path, monkeypatch, capsys, "amp", "--amp")
+    _, fp32_losses, fp32_accuracies, _ = _fake_run(tmp_path, monkeypatch, capsys, "fp32")
+    slow = "note: --amp: this cpu does not compute in bfloat16 natively"
+    assert (slow in out) is not fast_bf16(torch.device("cpu"))
+    assert len(losses) == 12 and losses[-1] < losses[0] - 0.5          # the loss falls
+    assert accuracies[1] > accuracies[0] and accuracies[1] >= 0.2      # accuracy rises
+    # bf16 did run (the numbers differ from fp32's) and learnt the same within noise
+    assert losses != fp32_losses
+    assert losses == pytest.approx(fp32_losses, abs=0.05)
+    assert accuracies == pytest.approx(fp32_accuracies, abs=0.05)
+    assert state["args"]["amp"] is True
+    # a resumed run keeps training in bf16: --amp is one of the run's settings
+    assert "amp" in p23.RESUMED
+
+
+def test_train_step_with_amp_computes_the_layers_in_bfloat16():
+    gst = GST()
+    dtypes = []
+    gst.model[0].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+    imgs, targets = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    for amp in (False, True):
+        loss = p23.train_step(gst, torch.nn.CrossEntropyLoss(), optimizer, imgs, targets, amp)
+        assert loss.dtype == torch.float32
+    assert dtypes == [torch.float32, torch.bfloat16]
+    assert all(p.dtype == torch.float32 for p in gst.parameters())
+
+
+def test_cuda_graph_flags_change_nothing_on_cpu(tmp_path, monkeypatch, capsys):
+    runs = {name: _fake_run(tmp_path, monkeypatch, capsys, name, *flags, train=60, test=20)
+            for name, flags in {"plain": [], "no": ["--no-cuda-graph"],
+                                "yes": ["--cuda-graph"]}.items()}
+    note = ("note: --cuda-graph records CUDA graphs only: on cpu the steps run eagerly, "
+            "as without it")
+    assert [note in out for out, *_ in runs.values()] == [False, False, True]
+    plain = runs["plain"][3]
+    for out, losses, accuracies, state in runs.values():
+        assert losses == runs["plain"][1] and accuracies == runs["plain"][2]
+        for k, v in plain["model"].items():
+            assert torch.equal(state["model"][k], v), k
+
+
+def test_the_resume_command_repeats_how_the_steps_ran():
+    args = p23.get_args_parser().parse_args(["--no-cuda-graph", "--device", "cpu"])
+    line = p23.resume_command(REPO / "gst_0.pth", args, {"cuda_graph", "device"})
+    assert line.endswith(" --device cpu --no-cuda-graph")
+    args.cuda_graph = True
+    assert p23.resume_command(REPO / "gst_0.pth", args, {"cuda_graph"}).endswith(
+        "gst_0.pth --cuda-graph")
+    assert "cuda-graph" not in p23.resume_command(REPO / "gst_0.pth", args, set())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_into_a_cuda_graph_run_continues_exactly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 1000)    # 15 full batches and one of 40
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 200)
+    args = ["--fake-data", "--momentum", "0.9", "--seed", "0", "--device", "cuda",
+            "--cuda-graph"]
+    metrics = tmp_path / "m.json"
+    assert p23.main([*args, "--epochs", "2", "--metrics", str(metrics),
+                     *_paths(tmp_path, "ref")]) == 0
+    assert json.loads(metrics.read_text())["cuda_graph"] is True
+    ref = checkpoint.load(_run_checkpoints(tmp_path, "ref") / "gst_1.pth")
+    assert p23.main([*args, "--epochs", "1", *_paths(tmp_path)]) == 0
+    assert p23.main(["--resume", "last", "--epochs", "2", "--cuda-graph", "--device", "cuda",
+                     *_paths(tmp_path)]) == 0
+    final = checkpoint.load(_run_checkpoints(tmp_path) / "gst_1.pth")
+    assert final["total_train_step"] == ref["total_train_step"] == 32
+    for k, v in ref["model"].items():
+        torch.testing.assert_close(final["model"][k], v, rtol=1e-4, atol=1e-5)
+    for k, v in ref["optimizer"]["state"].items():
+        torch.testing.assert_close(final["optimizer"]["state"][k]["momentum_buffer"],
+                                   v["momentum_buffer"], rtol=1e-4, atol=1e-5)
+
+
 def test_a_second_run_leaves_the_first_runs_files_alone(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 128)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 32)
@@ -186,9 +281,10 @@ def _interrupt_in_second_epoch(monkeypatch, after_batches=3):
                 raise KeyboardInterrupt
             yield batch
 
-    def train(gst, loader, *args, **kwargs):
+    def train(gst, step, loader, *args, **kwargs):
         calls.append(1)
-        return real_train(gst, stops(loader) if len(calls) == 2 else loader, *args, **kwargs)
+        return real_train(gst, step, stops(loader) if len(calls) == 2 else loader, *args,
+                          **kwargs)
 
     monkeypatch.setattr(p23, "train", train)
 
@@ -502,7 +598,8 @@ def test_offline_without_cifar_is_one_line(tmp_path, offline, capsys):
     rc = p23.main(["--epochs", "1", *_paths(tmp_path)])
     assert rc == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: CIFAR-10 is not in {tmp_path / 'data'} and the download failed")
+    assert err.startswith(f"error: CIFAR-10 is not in {tmp_path / 'data'} and no source could "
+                          "give it: ")
     assert err.count("\n") == 1 and "--fake-data" in err
     assert not (tmp_path / "run").exists()
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())

@@ -1,0 +1,123 @@
+"""One file from a list of sources, checked against its md5, surviving a bad network.
+
+torchvision's ``download_url`` fetches from one URL, from byte 0, with no timeout, straight
+under the file's final name. Here, for a big archive on a slow or flaky line:
+
+- the sources are tried in order; a source that fails (refused, stalled, dropped, a wrong
+  file) is reported and the next one is tried;
+- the bytes go to ``<name>.part``, which stays when a download breaks (or Ctrl-C stops it)
+  and is resumed on the next try with an HTTP ``Range`` request; a source that ignores
+  ``Range`` (status 200 instead of 206) starts it over;
+- every socket operation (connecting, and each read) gives up after ``TIMEOUT`` seconds, so a
+  stalled source moves on instead of hanging;
+- the file gets its final name only once its md5 matches (torchvision's ``check_integrity``);
+  one that doesn't is deleted, never used.
+
+Only the standard library's ``urllib`` (which honours ``https_proxy`` and friends), tqdm for
+the progress bar, and torchvision's ``check_integrity``.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from torchvision.datasets.utils import check_integrity
+from tqdm import tqdm
+
+TIMEOUT = 30.0            # seconds without a byte (connect, or any read) before a source is dropped
+CHUNK = 1 << 16
+USER_AGENT = "tudui-pytorch-companion"
+
+
+class SourceFailed(Exception):
+    """One source could not give the file; the message says why, in a few words."""
+
+
+def partial_path(dest: Path) -> Path:
+    """Where the bytes of ``dest`` collect until its md5 has passed."""
+    return dest.with_name(dest.name + ".part")
+
+
+def fetch(urls: list[str], dest: Path, md5: str, *, timeout: float | None = None
+          ) -> tuple[Path | None, list[tuple[str, str]]]:
+    """Download ``dest`` from the first of ``urls`` that gives a file with this ``md5``.
+
+    Returns ``(dest, failures)`` on success, ``(None, failures)`` when every source failed;
+    ``failures`` lists ``(url, why)`` for each source that was tried and failed. A partial
+    download stays in :func:`partial_path` for the next try; Ctrl-C (KeyboardInterrupt) is
+    passed on at once, with the partial file flushed and kept.
+    """
+    dest = Path(dest)
+    part = partial_path(dest)
+    failures = []
+    for url in urls:
+        try:
+            _download(url, part, timeout if timeout is not None else TIMEOUT)
+        except SourceFailed as e:
+            failures.append((url, str(e)))
+            continue
+        if check_integrity(str(part), md5):
+            os.replace(part, dest)
+            return dest, failures
+        part.unlink()                       # not the file: never used, and not resumed
+        failures.append((url, "the file it served has the wrong md5 (deleted)"))
+    return None, failures
+
+
+def _download(url: str, part: Path, timeout: float) -> None:
+    """Bring ``part`` to the whole file at ``url``: resumed from its size when it exists."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                          timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:        # nothing after offset: the partial file is whole
+            return
+        raise SourceFailed(f"HTTP {e.code} {e.reason}") from None
+    except (OSError, ValueError, http.client.HTTPException) as e:   # URLError is an OSError
+        raise SourceFailed(_why(e)) from None
+    with response:
+        resumed = offset and response.status == 206 and _range_start(response) == offset
+        if not resumed:
+            offset = 0                      # a fresh download, or a source that ignores Range
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length and length.isdigit() else None
+        with open(part, "ab" if resumed else "wb") as f, \
+                tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                     desc=part.name.removesuffix(".part"), dynamic_ncols=True) as bar:
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (OSError, ValueError, http.client.HTTPException) as e:   # timeouts too
+                    raise SourceFailed(f"{_why(e)} after {_size(f.tell())}") from None
+                if not chunk:
+                    break
+                f.write(chunk)
+                bar.update(len(chunk))
+            if total is not None and f.tell() < total:
+                raise SourceFailed(f"the connection closed after {_size(f.tell())} of "
+                                   f"{_size(total)}")
+
+
+def _range_start(response) -> int | None:
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _why(e: BaseException) -> str:
+    reason = getattr(e, "reason", None) or e
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return "timed out"
+    text = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
+    return re.sub(r"^\[Errno -?\d+\] ", "", text)       # "Connection refused", not "[Errno 111] ..."
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"

@@ -1,0 +1,264 @@
+"""CIFAR-10's download, offline: a loopback HTTP server (the standard library's) serves a small
+archive in CIFAR-10's real on-disk format, made here; torchvision is made to expect that
+archive's md5 and its files' md5s, so every check is torchvision's own, for real."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import os
+import re
+import socket
+import tarfile
+import threading
+import time
+
+import pytest
+from torchvision.datasets import CIFAR10
+
+from common import data, download
+from conftest import load_script, write_cifar10
+
+p23 = load_script("p23_train")
+STALL = 5.0          # seconds a stalling source waits before it answers
+TIMEOUT = 0.5        # download.TIMEOUT in these tests
+
+
+@pytest.fixture
+def archive(tmp_path_factory, monkeypatch) -> bytes:
+    """A tiny cifar-10-python.tar.gz; torchvision now expects its md5 and its files' md5s."""
+    made = tmp_path_factory.mktemp("made")
+    folder = write_cifar10(made, n_train=50, n_test=20) / CIFAR10.base_folder
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder, arcname=CIFAR10.base_folder)
+    blob = buffer.getvalue()
+
+    def md5(name):
+        return hashlib.md5((folder / name).read_bytes()).hexdigest()
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(blob).hexdigest())
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, md5(n)] for n, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [[n, md5(n)] for n, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5("batches.meta")})
+    monkeypatch.setattr(download, "TIMEOUT", TIMEOUT)
+    return blob
+
+
+class Server:
+    """http://127.0.0.1:<port>/<how>: good (honours Range), norange, wrong, half (drops the
+    connection half way), stall (answers after STALL s); any other path is a 404."""
+
+    def __init__(self, blob: bytes):
+        self.blob, self.requests = blob, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                how = self.path.strip("/")
+                server.requests.append((how, self.headers.get("Range")))
+                body, start = server.blob, 0
+                if how == "stall":
+                    time.sleep(STALL)
+                elif how == "wrong":
+                    body = b"<html>not the archive</html>" * 1000
+                elif how not in ("good", "norange", "half"):
+                    return self.send_error(404)
+                ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if how in ("good", "half") and ranged:
+                    start = int(ranged.group(1))
+                    self.send_response(206)
+                    self.send_header("Content-Range",
+                                     f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                try:
+                    self.wfile.write(body[start:len(body) // 2] if how == "half" else body[start:])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass                    # the client went away (Ctrl-C, a timeout)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, how: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{how}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(archive, monkeypatch):
+    s = Server(archive)
+    # the built-in sources are loopback too: nothing here may reach the internet
+    monkeypatch.setattr(CIFAR10, "url", s.url("builtin"))
+    monkeypatch.setattr(data, "CIFAR10_MIRRORS", (s.url("builtin-mirror"),))
+    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    yield s
+    s.close()
+
+
+def refused_url() -> str:
+    """A loopback port nothing listens on: the connection is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+
+
+def error_line(err: str, word: str = "error") -> str:
+    """stderr's one message line, the last; anything before it is the progress bar's."""
+    lines = err.rstrip("\n").split("\n")
+    assert all(line.startswith("\r") for line in lines[:-1]), lines
+    assert lines[-1].startswith(word + ":") and err.endswith("\n") and err.count(word + ":") == 1
+    return lines[-1]
+
+
+def left_in(root):
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_a_refused_source_then_one_that_serves_it_and_the_run_trains(server, tmp_path, capsys):
+    root = tmp_path / "data"
+    rc = p23.main(["--data-root", str(root), "--mirror", refused_url(), "--mirror",
+                   server.url("good"), "--epochs", "1", "--device", "cpu",
+                   "--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")])
+    assert rc == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "训练数据集的长度为：50" in out and "测试数据集的长度为：20" in out
+    assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]   # no .part
+    assert server.requests == [("good", None)]
+
+
+def test_a_stalled_source_is_left_after_the_timeout(server, tmp_path):
+    start = time.perf_counter()
+    got, failures = download.fetch([server.url("stall"), server.url("good")],
+                                    tmp_path / "a.tar.gz", CIFAR10.tgz_md5)
+    assert time.perf_counter() - start < STALL - 1
+    assert got == tmp_path / "a.tar.gz" and got.read_bytes() == server.blob
+    assert failures == [(server.url("stall"), "timed out")]
+
+
+def test_a_wrong_file_is_deleted_and_the_next_source_used(server, tmp_path):
+    root = tmp_path / "data"
+    ds = data.cifar10(root, train=False, mirrors=[server.url("wrong"), server.url("good")])
+    assert len(ds) == 20
+    assert [how for how, _ in server.requests] == ["wrong", "good"]
+    got, failures = download.fetch([server.url("wrong")], tmp_path / "b.tar.gz",
+                                   CIFAR10.tgz_md5)
+    assert got is None and failures == [(server.url("wrong"),
+                                         "the file it served has the wrong md5 (deleted)")]
+    assert left_in(tmp_path) == ["data"]       # neither b.tar.gz nor b.tar.gz.part
+
+
+def test_a_dropped_download_resumes_with_range_on_the_next_run(server, tmp_path, capsys):
+    root = tmp_path / "data"
+    half = len(server.blob) // 2
+    argv = ["--data-root", str(root), "--epochs", "1", "--device", "cpu",
+            "--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")]
+    assert p23.main([*argv, "--mirror", server.url("half")]) == 1
+    err = error_line(capsys.readouterr().err)
+    assert err.startswith(f"error: CIFAR-10 is not in {root} and no source could give it: ")
+    assert (f"{server.url('half')} (the connection closed after {half / 1e6:.1f} MB of "
+            f"{len(server.blob) / 1e6:.1f} MB)") in err
+    part = root / "cifar-10-python.tar.gz.part"
+    assert left_in(root) == [part.name] and part.stat().st_size == half
+
+    assert p23.main([*argv, "--mirror", server.url("good")]) == 0
+    assert server.requests[-1] == ("good", f"bytes={half}-")
+    assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+    assert (root / "cifar-10-python.tar.gz").read_bytes() == server.blob
+
+
+def test_a_source_that_ignores_range_starts_over(server, tmp_path):
+    dest = tmp_path / "c.tar.gz"
+    download.partial_path(dest).write_bytes(server.blob[:1000])
+    got, failures = download.fetch([server.url("norange")], dest, CIFAR10.tgz_md5)
+    assert server.requests == [("norange", "bytes=1000-")] and failures == []
+    assert got.read_bytes() == server.blob
+
+
+def test_mirror_flags_then_the_environment_then_the_built_in_sources(server, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv(data.MIRROR_ENV, f"{server.url('env-1')}, {server.url('env-2')}")
+    assert data.cifar10_sources([server.url("flag")]) == [
+        server.url("flag"), server.url("env-1"), server.url("env-2"), server.url("builtin"),
+        server.url("builtin-mirror")]
+    monkeypatch.setattr(data, "CIFAR10_MIRRORS", (server.url("good"),))
+    assert len(data.cifar10(tmp_path, train=True, mirrors=[server.url("flag")])) == 50
+    assert [how for how, _ in server.requests] == ["flag", "env-1", "env-2", "builtin", "good"]
+
+
+def test_when_every_source_fails_one_line_names_each_and_nothing_is_left(server, tmp_path,
+                                                                         capsys):
+    root = tmp_path / "new"
+    refused = refused_url()
+    rc = p23.main(["--data-root", str(root), "--mirror", refused, "--mirror",
+                   server.url("wrong"), "--logdir", str(tmp_path / "logs")])
+    assert rc == 1
+    err = error_line(capsys.readouterr().err)
+    for source in (refused, server.url("wrong"), server.url("builtin"),
+                   server.url("builtin-mirror")):
+        assert source in err
+    assert "Connection refused" in err and "(HTTP 404 Not Found)" in err
+    assert "wrong md5" in err and "--mirror URL" in err and "--fake-data" in err
+    assert f"cifar-10-python.tar.gz from any of them yourself into {root}/" in err
+    assert not root.exists()            # no archive, no folder, not even an empty root
+
+
+def test_ctrl_c_keeps_the_partial_file_with_one_line(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(download, "CHUNK", 4096)
+    real_tqdm = download.tqdm
+
+    class Interrupted(real_tqdm):
+        def update(self, n=1):
+            super().update(n)
+            if self.n >= 3 * 4096:
+                raise KeyboardInterrupt
+    monkeypatch.setattr(download, "tqdm", Interrupted)
+    root = tmp_path / "data"
+    assert p23.main(["--data-root", str(root), "--mirror", server.url("good"),
+                     "--logdir", str(tmp_path / "logs")]) == 130
+    part = root / "cifar-10-python.tar.gz.part"
+    assert error_line(capsys.readouterr().err, "interrupted") == (
+        f"interrupted: the CIFAR-10 download stopped; {part} keeps 0.0 MB and the next run "
+        "resumes it")
+    assert left_in(root) == [part.name] and part.read_bytes() == server.blob[:3 * 4096]
+
+
+def test_a_complete_copy_needs_no_network(archive, tmp_path, offline):
+    root = tmp_path / "data"
+    (root).mkdir()
+    (root / CIFAR10.filename).write_bytes(archive)      # placed by hand: checked, unpacked
+    assert len(data.cifar10(root, train=True)) == 50
+    assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+    (root / CIFAR10.filename).unlink()                  # the unpacked folder alone is enough
+    assert len(data.cifar10(root, train=False)) == 20
+
+
+def test_a_broken_archive_under_the_final_name_is_resumed_not_trusted(server, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    cut = len(server.blob) // 3       # e.g. what torchvision's own download left when it broke
+    (root / CIFAR10.filename).write_bytes(server.blob[:cut])
+    assert len(data.cifar10(root, train=False, mirrors=[server.url("good")])) == 20
+    assert server.requests == [("good", f"bytes={cut}-")]
+
+
+def test_offline_is_one_line_listing_the_sources(tmp_path, offline, monkeypatch):
+    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    with pytest.raises(data.UserError) as e:
+        data.cifar10(tmp_path / "new", train=False)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"CIFAR-10 is not in {tmp_path / 'new'} and no "
+                                              "source could give it: ")
+    for source in (CIFAR10.url, *data.CIFAR10_MIRRORS):
+        assert f"{source} (Temporary failure in name resolution)" in msg
+    assert not (tmp_path / "new").exists()
+    assert os.listdir(tmp_path) == []
