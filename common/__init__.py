@@ -7,5 +7,7 @@
 - ``writer``: one TensorBoard run per invocation under ``logs/<script>/<run-id>/``
 - ``runs``: one run id for a run's log and checkpoint folders; the newest run's last checkpoint
 - ``data``: CIFAR-10 (real or fake), the embedded image sample, the in-memory loader
+- ``download``: one file from a list of sources: resumable, with timeouts, md5-checked
+- ``step``: the training step warmed up before the first epoch, or recorded as a CUDA graph
 - ``checkpoint``: atomic save and safe (``weights_only``) load
 """

@@ -48,7 +48,10 @@ def cifar10_sources(mirrors=()) -> list[str]:
     """The URLs to try, in order: ``mirrors`` (``--mirror``), ``$CIFAR10_MIRROR`` (URLs
     separated by spaces or commas), torchvision's ``CIFAR10.url``, :data:`CIFAR10_MIRRORS`."""
     env = os.environ.get(MIRROR_ENV, "").replace(",", " ").split()
-    return list(dict.fromkeys([*(mirrors or ()), *env, CIFAR10.url, *CIFAR10_MIRRORS]))
+    sources = [*(mirrors or ()), *env, CIFAR10.url, *CIFAR10_MIRRORS]
+    # a file on this machine may be named by its path: urllib reads it as a file:// URL
+    return list(dict.fromkeys(Path(u).absolute().as_uri() if "://" not in u and Path(u).is_file()
+                              else u for u in sources))
 
 
 def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
@@ -67,6 +70,8 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
         return CIFAR10(root=str(root), train=train, transform=transform, download=False)
     except RuntimeError:                 # "Dataset not found or corrupted": fetch it
         pass
+    except OSError as e:
+        raise UserError(f"cannot read CIFAR-10 in {root}: {_reason(e)}") from None
     if not download:
         raise UserError(f"CIFAR-10 is not in {root} and download is off. Place "
                         f"{CIFAR10.filename} (from {CIFAR10.url}) in {root}, or run with "
@@ -75,9 +80,13 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
     try:
         _fetch_cifar10(root, mirrors)
     except KeyboardInterrupt:
-        part = partial_path(root / CIFAR10.filename)
-        kept = (f"{part} keeps {part.stat().st_size / 1e6:.1f} MB and the next run resumes it"
-                if part.exists() else "nothing was kept")
+        archive, part = root / CIFAR10.filename, partial_path(root / CIFAR10.filename)
+        if archive.exists():
+            kept = f"{archive} is whole and the next run unpacks it"
+        elif part.exists():
+            kept = f"{part} keeps {part.stat().st_size / 1e6:.1f} MB and the next run resumes it"
+        else:
+            kept = "nothing was kept"
         raise KeyboardInterrupt(f"interrupted: the CIFAR-10 download stopped; {kept}") from None
     finally:
         if not root_existed and root.is_dir() and not any(root.iterdir()):
@@ -93,8 +102,8 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
         # Not the archive: most likely a download torchvision broke off under this name.
         # It becomes the partial file, resumed from its end (and deleted if that fails md5).
         part = partial_path(archive)
-        if part.exists():
-            archive.unlink()
+        if part.exists() and part.stat().st_size >= archive.stat().st_size:
+            archive.unlink()               # keep the longer of the two
         else:
             os.replace(archive, part)
     if not archive.exists():
@@ -108,6 +117,8 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
                 f"{CIFAR10.filename} from any of them yourself into {root}/ (it is checked "
                 f"and unpacked on the next run), or name another copy with --mirror URL, or "
                 "run with --fake-data")
+    for left in root.glob(".unpacking-*"):  # what a killed run was unpacking
+        shutil.rmtree(left, ignore_errors=True)
     unpacking = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=root))
     try:
         extract_archive(str(archive), str(unpacking))

@@ -9,9 +9,11 @@ under the file's final name. Here, for a big archive on a slow or flaky line:
   and is resumed on the next try with an HTTP ``Range`` request; a source that ignores
   ``Range`` (status 200 instead of 206) starts it over;
 - every socket operation (connecting, and each read) gives up after ``TIMEOUT`` seconds, so a
-  stalled source moves on instead of hanging;
+  stalled source moves on instead of hanging; a source that crawls (under ``MIN_SPEED`` over
+  ``SLOW_WINDOW`` seconds) is left too, while another source remains to resume from it;
 - the file gets its final name only once its md5 matches (torchvision's ``check_integrity``);
-  one that doesn't is deleted, never used.
+  one that doesn't is deleted, never used (a resumed one is first fetched once more from
+  byte 0: the bad bytes may be older than this source).
 
 Only the standard library's ``urllib`` (which honours ``https_proxy`` and friends), tqdm for
 the progress bar, and torchvision's ``check_integrity``.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,6 +32,8 @@ from torchvision.datasets.utils import check_integrity
 from tqdm import tqdm
 
 TIMEOUT = 30.0            # seconds without a byte (connect, or any read) before a source is dropped
+MIN_SPEED = 100_000       # bytes/s: slower than this over SLOW_WINDOW s, the next source is tried
+SLOW_WINDOW = 60.0
 CHUNK = 1 << 16
 USER_AGENT = "tudui-pytorch-companion"
 
@@ -54,22 +59,33 @@ def fetch(urls: list[str], dest: Path, md5: str, *, timeout: float | None = None
     dest = Path(dest)
     part = partial_path(dest)
     failures = []
-    for url in urls:
+    for i, url in enumerate(urls):
+        timing = dict(timeout=timeout if timeout is not None else TIMEOUT,
+                      give_up_when_slow=i < len(urls) - 1)   # the last source may crawl
         try:
-            _download(url, part, timeout if timeout is not None else TIMEOUT)
+            resumed = _download(url, part, **timing)
+            whole = check_integrity(str(part), md5)
+            if not whole and resumed:
+                part.unlink()          # the bad bytes may be older than this source:
+                _download(url, part, **timing)               # once more, from byte 0
+                whole = check_integrity(str(part), md5)
         except SourceFailed as e:
             failures.append((url, str(e)))
             continue
-        if check_integrity(str(part), md5):
+        if whole:
             os.replace(part, dest)
             return dest, failures
-        part.unlink()                       # not the file: never used, and not resumed
+        part.unlink()                  # not the file: never used, and not resumed
         failures.append((url, "the file it served has the wrong md5 (deleted)"))
     return None, failures
 
 
-def _download(url: str, part: Path, timeout: float) -> None:
-    """Bring ``part`` to the whole file at ``url``: resumed from its size when it exists."""
+def _download(url: str, part: Path, timeout: float, give_up_when_slow: bool = False) -> bool:
+    """Bring ``part`` to the whole file at ``url``: resumed from its size when it exists.
+
+    Returns whether bytes from before were kept (resumed). With ``give_up_when_slow``, a
+    download slower than ``MIN_SPEED`` over ``SLOW_WINDOW`` seconds fails (its part is kept).
+    """
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT}
     if offset:
@@ -78,13 +94,17 @@ def _download(url: str, part: Path, timeout: float) -> None:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                           timeout=timeout)
     except urllib.error.HTTPError as e:
+        e.close()
         if e.code == 416 and offset:        # nothing after offset: the partial file is whole
-            return
+            return True                     # (or longer than the file: the md5 check says)
         raise SourceFailed(f"HTTP {e.code} {e.reason}") from None
     except (OSError, ValueError, http.client.HTTPException) as e:   # URLError is an OSError
         raise SourceFailed(_why(e)) from None
     with response:
-        resumed = offset and response.status == 206 and _range_start(response) == offset
+        resumed = bool(offset) and response.status == 206
+        if resumed and _range_start(response) != offset:
+            raise SourceFailed(f"it answered the range request bytes={offset}- with "
+                               f"{response.headers.get('Content-Range')!r}")
         if not resumed:
             offset = 0                      # a fresh download, or a source that ignores Range
         length = response.headers.get("Content-Length")
@@ -92,18 +112,27 @@ def _download(url: str, part: Path, timeout: float) -> None:
         with open(part, "ab" if resumed else "wb") as f, \
                 tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                      desc=part.name.removesuffix(".part"), dynamic_ncols=True) as bar:
+            window_start, window_bytes = time.monotonic(), 0
             while True:
+                elapsed = time.monotonic() - window_start
+                if elapsed >= SLOW_WINDOW:
+                    if give_up_when_slow and window_bytes / elapsed < MIN_SPEED:
+                        raise SourceFailed(f"too slow ({window_bytes / elapsed / 1e3:.0f} kB/s) "
+                                           f"after {_size(f.tell())}; kept for the next source")
+                    window_start, window_bytes = time.monotonic(), 0
                 try:
-                    chunk = response.read(CHUNK)
+                    chunk = response.read1(CHUNK)   # what has come, not a full CHUNK
                 except (OSError, ValueError, http.client.HTTPException) as e:   # timeouts too
                     raise SourceFailed(f"{_why(e)} after {_size(f.tell())}") from None
                 if not chunk:
                     break
                 f.write(chunk)
+                window_bytes += len(chunk)
                 bar.update(len(chunk))
             if total is not None and f.tell() < total:
                 raise SourceFailed(f"the connection closed after {_size(f.tell())} of "
                                    f"{_size(total)}")
+    return resumed
 
 
 def _range_start(response) -> int | None:

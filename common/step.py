@@ -39,8 +39,12 @@ class CUDAGraphStep:
     """``step_fn`` recorded as one CUDA graph for batches shaped like ``imgs, targets``.
 
     Calling it copies ``imgs, targets`` into the graph's static inputs and replays the graph;
-    a batch of another shape is passed to ``step_fn`` itself, eagerly. The warm-up and the
-    capture *run* ``step_fn`` (they train on ``imgs, targets``): :func:`prepare` undoes that.
+    a batch of another shape is passed to ``step_fn`` itself, eagerly. The warm-up steps
+    train on ``imgs, targets`` (the capture only records): :func:`prepare` undoes that.
+
+    What the step reads from Python is recorded as it was at capture: SGD's ``lr`` and
+    ``momentum`` are constants of the graph. Changing them afterwards (a learning-rate
+    schedule) would need the step captured again, or a tensor ``lr``; p23 has no schedule.
     """
 
     def __init__(self, step_fn: Step, imgs: Tensor, targets: Tensor,
@@ -105,9 +109,8 @@ def _restore(model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict) ->
         for p, state in optimizer.state.items():
             before = saved["optimizer"].get(id(p), {})
             for key, value in state.items():
-                if not isinstance(value, Tensor):
-                    if key in before:
-                        state[key] = before[key]
+                if key in before and not isinstance(value, Tensor):
+                    state[key] = before[key]
                 elif key in before:
                     value.copy_(before[key])
                 elif key == "momentum_buffer" and _no_dampening(optimizer, p):

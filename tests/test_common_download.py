@@ -17,7 +17,7 @@ import pytest
 from torchvision.datasets import CIFAR10
 
 from common import data, download
-from conftest import load_script, write_cifar10
+from conftest import REPO, load_script, write_cifar10
 
 p23 = load_script("p23_train")
 STALL = 5.0          # seconds a stalling source waits before it answers
@@ -45,8 +45,9 @@ def archive(tmp_path_factory, monkeypatch) -> bytes:
 
 
 class Server:
-    """http://127.0.0.1:<port>/<how>: good (honours Range), norange, wrong, half (drops the
-    connection half way), stall (answers after STALL s); any other path is a 404."""
+    """http://127.0.0.1:<port>/<how>: good (honours Range, 416 past the end), norange, wrong,
+    half (drops the connection half way), stall (answers after STALL s), midstall (sends half,
+    then stalls), crawl (sends half, then a byte every 50 ms); any other path is a 404."""
 
     def __init__(self, blob: bytes):
         self.blob, self.requests = blob, []
@@ -64,11 +65,13 @@ class Server:
                     time.sleep(STALL)
                 elif how == "wrong":
                     body = b"<html>not the archive</html>" * 1000
-                elif how not in ("good", "norange", "half"):
+                elif how not in ("good", "norange", "half", "midstall", "crawl"):
                     return self.send_error(404)
                 ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if how in ("good", "half") and ranged:
+                if how in ("good", "half", "crawl") and ranged:
                     start = int(ranged.group(1))
+                    if start >= len(body):
+                        return self.send_error(416)
                     self.send_response(206)
                     self.send_header("Content-Range",
                                      f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -77,6 +80,14 @@ class Server:
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 try:
+                    if how in ("midstall", "crawl"):    # half, then nothing / a byte at a time
+                        self.wfile.write(body[start:len(body) // 2])
+                        self.wfile.flush()
+                        for i in range(len(body) // 2, len(body)):
+                            time.sleep(STALL if how == "midstall" else 0.05)
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                        return
                     self.wfile.write(body[start:len(body) // 2] if how == "half" else body[start:])
                 except (BrokenPipeError, ConnectionResetError):
                     pass                    # the client went away (Ctrl-C, a timeout)
@@ -229,7 +240,9 @@ def test_ctrl_c_keeps_the_partial_file_with_one_line(server, tmp_path, monkeypat
     assert error_line(capsys.readouterr().err, "interrupted") == (
         f"interrupted: the CIFAR-10 download stopped; {part} keeps 0.0 MB and the next run "
         "resumes it")
-    assert left_in(root) == [part.name] and part.read_bytes() == server.blob[:3 * 4096]
+    kept = part.read_bytes()
+    assert left_in(root) == [part.name] and 3 * 4096 <= len(kept) < len(server.blob)
+    assert kept == server.blob[:len(kept)]
 
 
 def test_a_complete_copy_needs_no_network(archive, tmp_path, offline):
@@ -262,3 +275,49 @@ def test_offline_is_one_line_listing_the_sources(tmp_path, offline, monkeypatch)
         assert f"{source} (Temporary failure in name resolution)" in msg
     assert not (tmp_path / "new").exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_the_readme_lists_the_built_in_sources_and_the_timeout():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("**Downloading CIFAR-10.**"):readme.index("**By hand")]
+    for source in (CIFAR10.url, *data.CIFAR10_MIRRORS):
+        assert f"`{source}`" in section
+    assert f"no byte for {download.TIMEOUT:g} s" in section
+    assert "`--mirror URL`" in section and f"`{data.MIRROR_ENV}`" in section
+
+
+def test_a_source_that_stalls_mid_file_is_left_and_the_next_resumes(server, tmp_path):
+    half = len(server.blob) // 2
+    got, failures = download.fetch([server.url("midstall"), server.url("good")],
+                                   tmp_path / "d.tar.gz", CIFAR10.tgz_md5)
+    assert got.read_bytes() == server.blob
+    assert failures == [(server.url("midstall"), f"timed out after {half / 1e6:.1f} MB")]
+    assert server.requests[-1] == ("good", f"bytes={half}-")
+
+
+def test_a_crawling_source_is_left_while_another_remains(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "SLOW_WINDOW", 0.3)
+    monkeypatch.setattr(download, "MIN_SPEED", 10_000)     # bytes/s; the crawl sends 20
+    got, failures = download.fetch([server.url("crawl"), server.url("good")],
+                                   tmp_path / "e.tar.gz", CIFAR10.tgz_md5)
+    assert got.read_bytes() == server.blob
+    ((url, why),) = failures
+    assert url == server.url("crawl") and re.fullmatch(
+        r"too slow \(0 kB/s\) after 0\.1 MB; kept for the next source", why)
+    assert server.requests[-1][0] == "good" and server.requests[-1][1].startswith("bytes=")
+
+
+def test_a_partial_file_longer_than_the_file_is_fetched_again_from_the_start(server, tmp_path):
+    dest = tmp_path / "f.tar.gz"
+    download.partial_path(dest).write_bytes(server.blob + b"left over")
+    got, failures = download.fetch([server.url("good")], dest, CIFAR10.tgz_md5)
+    assert failures == [] and got.read_bytes() == server.blob
+    assert server.requests == [("good", f"bytes={len(server.blob) + 9}-"), ("good", None)]
+
+
+def test_a_mirror_may_be_a_path_on_this_machine(archive, tmp_path):
+    copy = tmp_path / "usb" / "cifar.tar.gz"
+    copy.parent.mkdir()
+    copy.write_bytes(archive)
+    assert data.cifar10_sources([str(copy)])[0] == copy.as_uri()
+    assert len(data.cifar10(tmp_path / "data", train=False, mirrors=[str(copy)])) == 20

@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import checkpoint, data, writer
+from common import checkpoint, cli, data, writer
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
 from conftest import REPO, load_script, only_run, run_dirs, scalar_tags, scalars
@@ -226,6 +226,7 @@ def test_the_resume_command_repeats_how_the_steps_ran():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_resume_into_a_cuda_graph_run_continues_exactly(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 1000)    # 15 full batches and one of 40
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)   # no atomics' noise
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 200)
     args = ["--fake-data", "--momentum", "0.9", "--seed", "0", "--device", "cuda",
             "--cuda-graph"]
@@ -625,3 +626,14 @@ def test_bad_numbers_are_argparse_errors_naming_the_flag(tmp_path, capsys, flag,
     assert capsys.readouterr().err == (f"error: argument {flag}: must be {words} "
                                        "(see --help)\n")
     assert not (tmp_path / "run").exists()
+
+
+def test_no_amp_on_resume_turns_a_saved_amp_off():
+    parser = p23.get_args_parser()
+    argv = ["--resume", "last", "--no-amp"]
+    args = p23.resumed_args(parser.parse_args(argv), {"amp": True, "epochs": 3},
+                            cli.given(parser, argv))
+    assert args.amp is False and args.epochs == 3
+    argv = ["--resume", "last"]
+    assert p23.resumed_args(parser.parse_args(argv), {"amp": True},
+                            cli.given(parser, argv)).amp is True
