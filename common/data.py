@@ -76,7 +76,7 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
         raise UserError(f"CIFAR-10 is not in {root} and download is off. Place "
                         f"{CIFAR10.filename} (from {CIFAR10.url}) in {root}, or run with "
                         "--fake-data")
-    root_existed = root.exists()
+    made = [d for d in (root, *root.absolute().parents) if not d.exists()]  # mkdir -p makes these
     try:
         _fetch_cifar10(root, mirrors)
     except KeyboardInterrupt:
@@ -89,8 +89,9 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
             kept = "nothing was kept"
         raise KeyboardInterrupt(f"interrupted: the CIFAR-10 download stopped; {kept}") from None
     finally:
-        if not root_existed and root.is_dir() and not any(root.iterdir()):
-            root.rmdir()                 # no empty folder left by a failed attempt
+        for folder in made:              # no empty folder left by a failed attempt
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return CIFAR10(root=str(root), train=train, transform=transform, download=False)
 
 

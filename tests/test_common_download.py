@@ -274,6 +274,8 @@ def test_offline_is_one_line_listing_the_sources(tmp_path, offline, monkeypatch)
     for source in (CIFAR10.url, *data.CIFAR10_MIRRORS):
         assert f"{source} (Temporary failure in name resolution)" in msg
     assert not (tmp_path / "new").exists()
+    with pytest.raises(data.UserError):         # nor the folders above it that it made
+        data.cifar10(tmp_path / "a" / "b" / "new", train=False)
     assert os.listdir(tmp_path) == []
 
 
