@@ -148,10 +148,10 @@ def main(argv=None) -> int:
     parser.add_argument("--nchw", action="store_true",
                         help="also time p23's loop with the default NCHW memory format "
                              "(to see what channels_last brings)")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="also time p23 and the bare step with --amp, bf16 autocast "
-                             "(default: on; --no-amp where bf16 is slow, as on CPUs without "
-                             "AVX-512)")
+                             "(default: where the device computes in bf16 natively; on CPUs "
+                             "without AVX-512 or AMX those rows are ten times slower)")
     args = parser.parse_args(argv)
     try:
         device = get_device(args.device)
@@ -165,7 +165,8 @@ def main(argv=None) -> int:
     n = len(dataset)
     cl = p23.use_channels_last(device)
     graphs = [False, True] if device.type == "cuda" else [False]
-    precisions = ["fp32", "amp"] if args.amp else ["fp32"]
+    amp = fast_bf16(device) if args.amp is None else args.amp
+    precisions = ["fp32", "amp"] if amp else ["fp32"]
     loops = {"course": course_setup(dataset, device)}
     for precision in precisions:
         for graph in graphs:

@@ -128,7 +128,7 @@ def data_flags(*, num_workers: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--fake-data", action="store_true",
                    help="use a small CIFAR-shaped synthetic set: no download, no network")
     p.add_argument("--mirror", action="append", default=None, metavar="URL",
-                   help="a URL of cifar-10-python.tar.gz to download CIFAR-10 from, tried "
+                   help="a URL (or a path) of cifar-10-python.tar.gz to get CIFAR-10 from, tried "
                         "before $CIFAR10_MIRROR and the built-in sources; repeat it for "
                         "several (the file must have torchvision's md5) (default: none)")
     if num_workers:

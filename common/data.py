@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -50,8 +51,8 @@ def cifar10_sources(mirrors=()) -> list[str]:
     env = os.environ.get(MIRROR_ENV, "").replace(",", " ").split()
     sources = [*(mirrors or ()), *env, CIFAR10.url, *CIFAR10_MIRRORS]
     # a file on this machine may be named by its path: urllib reads it as a file:// URL
-    return list(dict.fromkeys(Path(u).absolute().as_uri() if "://" not in u and Path(u).is_file()
-                              else u for u in sources))
+    return list(dict.fromkeys(u if "://" in u else Path(u).absolute().as_uri()
+                              for u in sources))
 
 
 def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
@@ -103,6 +104,8 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
         # Not the archive: most likely a download torchvision broke off under this name.
         # It becomes the partial file, resumed from its end (and deleted if that fails md5).
         part = partial_path(archive)
+        print(f"note: {archive} fails torchvision's md5 check for CIFAR-10's archive: it is "
+              "not used, only resumed from as a partial download", file=sys.stderr)
         if part.exists() and part.stat().st_size >= archive.stat().st_size:
             archive.unlink()               # keep the longer of the two
         else:
@@ -113,6 +116,10 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
         got, failures = fetch(sources, archive, md5)
         if got is None:
             tried = "; ".join(f"{url} ({why})" for url, why in failures)
+            part = partial_path(archive)
+            if part.exists():
+                tried += (f"; {part} keeps {part.stat().st_size / 1e6:.1f} MB for the next "
+                          "run to resume")
             raise UserError(
                 f"CIFAR-10 is not in {root} and no source could give it: {tried}. Download "
                 f"{CIFAR10.filename} from any of them yourself into {root}/ (it is checked "

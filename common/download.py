@@ -76,7 +76,7 @@ def fetch(urls: list[str], dest: Path, md5: str, *, timeout: float | None = None
             os.replace(part, dest)
             return dest, failures
         part.unlink()                  # not the file: never used, and not resumed
-        failures.append((url, "the file it served has the wrong md5 (deleted)"))
+        failures.append((url, "the file it gave has the wrong md5; the download was deleted"))
     return None, failures
 
 

@@ -25,7 +25,7 @@ turns nan or inf stops the run with one line; --metrics writes a JSON summary;
 Speed: the course converts every image with PIL + ToTensor inside the DataLoader, one by one.
 Here the dataset is held as one uint8 tensor on the training device and each batch is one
 gather + divide there; the network runs in channels_last on CPU and CUDA. Same model, same
-maths, several times faster on a GPU (benchmarks/train_throughput.py measures it). On a
+maths, faster (benchmarks/train_throughput.py measures it; benchmarks/README.md). On a
 fast GPU the eager loop still waits on Python to launch each step's dozens of small kernels:
 --cuda-graph records the step once and replays it with one launch (common/step.py).
 
@@ -110,9 +110,9 @@ def get_args_parser():
     parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=False,
                         help="on CUDA, record the training step once and replay it as one CUDA "
                              "graph: the same maths without Python launching every kernel, "
-                             "several times faster on a fast GPU (common/step.py); CPU and MPS "
-                             "train eagerly either way. Off until it has been run on a GPU: "
-                             "see benchmarks/README.md (default: off)")
+                             "which is what bounds GST on a fast GPU (common/step.py); CPU and "
+                             "MPS train eagerly either way. Not yet run on a GPU, so off by "
+                             "default: see benchmarks/README.md (default: off)")
     return parser
 
 

@@ -163,8 +163,8 @@ def test_a_wrong_file_is_deleted_and_the_next_source_used(server, tmp_path):
     assert [how for how, _ in server.requests] == ["wrong", "good"]
     got, failures = download.fetch([server.url("wrong")], tmp_path / "b.tar.gz",
                                    CIFAR10.tgz_md5)
-    assert got is None and failures == [(server.url("wrong"),
-                                         "the file it served has the wrong md5 (deleted)")]
+    assert got is None and failures == [
+        (server.url("wrong"), "the file it gave has the wrong md5; the download was deleted")]
     assert left_in(tmp_path) == ["data"]       # neither b.tar.gz nor b.tar.gz.part
 
 
@@ -178,6 +178,7 @@ def test_a_dropped_download_resumes_with_range_on_the_next_run(server, tmp_path,
     assert err.startswith(f"error: CIFAR-10 is not in {root} and no source could give it: ")
     assert (f"{server.url('half')} (the connection closed after {half / 1e6:.1f} MB of "
             f"{len(server.blob) / 1e6:.1f} MB)") in err
+    assert f"; {root / 'cifar-10-python.tar.gz.part'} keeps 0.1 MB for the next run to resume" in err
     part = root / "cifar-10-python.tar.gz.part"
     assert left_in(root) == [part.name] and part.stat().st_size == half
 
@@ -255,13 +256,16 @@ def test_a_complete_copy_needs_no_network(archive, tmp_path, offline):
     assert len(data.cifar10(root, train=False)) == 20
 
 
-def test_a_broken_archive_under_the_final_name_is_resumed_not_trusted(server, tmp_path):
+def test_a_broken_archive_under_the_final_name_is_resumed_not_trusted(server, tmp_path, capsys):
     root = tmp_path / "data"
     root.mkdir()
     cut = len(server.blob) // 3       # e.g. what torchvision's own download left when it broke
     (root / CIFAR10.filename).write_bytes(server.blob[:cut])
     assert len(data.cifar10(root, train=False, mirrors=[server.url("good")])) == 20
     assert server.requests == [("good", f"bytes={cut}-")]
+    assert capsys.readouterr().err.startswith(
+        f"note: {root / CIFAR10.filename} fails torchvision's md5 check for CIFAR-10's archive: "
+        "it is not used, only resumed from as a partial download\n")
 
 
 def test_offline_is_one_line_listing_the_sources(tmp_path, offline, monkeypatch):
@@ -322,4 +326,8 @@ def test_a_mirror_may_be_a_path_on_this_machine(archive, tmp_path):
     copy.parent.mkdir()
     copy.write_bytes(archive)
     assert data.cifar10_sources([str(copy)])[0] == copy.as_uri()
+    missing = tmp_path / "nowhere.tar.gz"
+    got, failures = download.fetch([missing.as_uri()], tmp_path / "g.tar.gz", CIFAR10.tgz_md5)
+    assert got is None and failures == [(missing.as_uri(),
+                                         f"No such file or directory: '{missing}'")]
     assert len(data.cifar10(tmp_path / "data", train=False, mirrors=[str(copy)])) == 20
