@@ -235,6 +235,13 @@ def make_dir(path: Path) -> Path:
     return path
 
 
+def reason(e: BaseException) -> str:
+    """An exception in a few words for an error line: its ``reason`` (urllib's errors carry
+    one) or itself, first line only; its type's name when it has no message."""
+    why = getattr(e, "reason", None) or e
+    return str(why).splitlines()[0] if str(why) else type(e).__name__
+
+
 class _Unset(list):
     """The marker :func:`given` leaves where the command line said nothing."""
 

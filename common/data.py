@@ -30,7 +30,7 @@ from torchvision.datasets import CIFAR10, ImageFolder, VisionDataset
 from torchvision.datasets.utils import check_integrity, extract_archive
 
 from common.download import fetch, partial_path
-from common.cli import UserError, make_dir
+from common.cli import UserError, make_dir, reason
 from common.model import CIFAR10_CLASSES
 
 # Sizes of the synthetic train and test sets: small enough for a laptop CPU in seconds.
@@ -72,7 +72,7 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
     except RuntimeError:                 # "Dataset not found or corrupted": fetch it
         pass
     except OSError as e:
-        raise UserError(f"cannot read CIFAR-10 in {root}: {_reason(e)}") from None
+        raise UserError(f"cannot read CIFAR-10 in {root}: {reason(e)}") from None
     if not download:
         raise UserError(f"CIFAR-10 is not in {root} and download is off. Place "
                         f"{CIFAR10.filename} (from {CIFAR10.url}) in {root}, or run with "
@@ -135,14 +135,9 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
             shutil.rmtree(folder)
         os.replace(unpacking / CIFAR10.base_folder, folder)
     except (OSError, tarfile.TarError) as e:
-        raise UserError(f"cannot unpack {archive}: {_reason(e)}") from None
+        raise UserError(f"cannot unpack {archive}: {reason(e)}") from None
     finally:
         shutil.rmtree(unpacking, ignore_errors=True)
-
-
-def _reason(e: BaseException) -> str:
-    reason = getattr(e, "reason", None) or e
-    return str(reason).splitlines()[0] if str(reason) else type(e).__name__
 
 
 class FakeCIFAR10(CIFAR10):
@@ -224,7 +219,7 @@ def open_image(path: Path) -> Image.Image:
             img.load()
             return img
     except OSError as e:          # PIL's UnidentifiedImageError is an OSError
-        raise UserError(f"cannot read image {path}: {_reason(e)}") from None
+        raise UserError(f"cannot read image {path}: {reason(e)}") from None
 
 
 def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:
@@ -257,7 +252,7 @@ def image_folder_uint8(folder: Path, split: str, size: int = 32,
         try:
             images.append(ds[i][0])
         except OSError as e:             # PIL's UnidentifiedImageError is an OSError
-            raise UserError(f"cannot read image {path}: {_reason(e)}") from None
+            raise UserError(f"cannot read image {path}: {reason(e)}") from None
     targets = torch.tensor(ds.targets, dtype=torch.int64)
     return torch.stack(images), targets, list(ds.classes)
 

@@ -31,6 +31,8 @@ from pathlib import Path
 from torchvision.datasets.utils import check_integrity
 from tqdm import tqdm
 
+from common.cli import reason
+
 TIMEOUT = 30.0            # seconds without a byte (connect, or any read) before a source is dropped
 MIN_SPEED = 100_000       # bytes/s: slower than this over SLOW_WINDOW s, the next source is tried
 SLOW_WINDOW = 60.0
@@ -141,11 +143,10 @@ def _range_start(response) -> int | None:
 
 
 def _why(e: BaseException) -> str:
-    reason = getattr(e, "reason", None) or e
-    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+    """:func:`common.cli.reason`, with a timeout said plainly and without "[Errno 111] "."""
+    if isinstance(getattr(e, "reason", None) or e, TimeoutError) or "timed out" in reason(e):
         return "timed out"
-    text = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
-    return re.sub(r"^\[Errno -?\d+\] ", "", text)       # "Connection refused", not "[Errno 111] ..."
+    return re.sub(r"^\[Errno -?\d+\] ", "", reason(e))   # "Connection refused"
 
 
 def _size(n: int) -> str:

@@ -72,7 +72,7 @@ def fetch_pretrained_weights() -> dict:
         # check_hash: the file's sha256 must start with the 397923af in its name.
         return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        why = str(getattr(e, "reason", None) or e).splitlines()[0] or type(e).__name__
+        why = cli.reason(e)
         if was_cached:
             raise UserError(f"the cached VGG16 weights {cached} cannot be read ({why}); "
                             "delete that file and run again") from None

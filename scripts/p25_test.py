@@ -169,8 +169,8 @@ def main(argv=None) -> int:
             continue
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors.
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            print(f"error: {image_path}: not a readable image ({reason})", file=sys.stderr)
+            print(f"error: {image_path}: not a readable image ({cli.reason(e)})",
+                  file=sys.stderr)
             failed += 1
             continue
 
