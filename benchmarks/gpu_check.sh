@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One run on a CUDA machine (the `device` tool's, or your own): the CUDA tests, the throughput
 # benchmark, and p23's whole 10-epoch job at CIFAR-10's size, eager and --cuda-graph, twice each
-# (the first also writes the images to /tmp/p23-cifar-sized; the second has a warm disk cache). Everything it prints is kept under $OUT.
+# (the first also writes the images to /tmp/p23-cifar-sized; the second has a warm disk cache),
+# then 3 epochs plain against a 1-process torchrun. Everything it prints is kept under $OUT.
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh          # from the repository root
 #
@@ -40,4 +41,8 @@ for graph in --no-cuda-graph --cuda-graph; do
 print("   images/s", round(m["train_images_per_s"]), "by epoch", [round(v) for v in m["train_images_per_s_by_epoch"]])' "$OUT/$name.json"
     done
 done
+if [ "$device" = cuda ]; then    # one GPU: does DDP in one torchrun process cost anything?
+    run torchrun python benchmarks/torchrun_processes.py --device cuda --epochs 3 --nproc 1
+    tail -5 "$OUT/torchrun.txt"
+fi
 rm -rf "$OUT/ckpt"      # checkpoints are big and not needed back

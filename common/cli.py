@@ -42,10 +42,11 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
         try:
             return main(*args, **kwargs)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {_which_process()}{e}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt as e:    # its message, where one says what was kept
-            print(str(e) or "interrupted", file=sys.stderr)
+            if not _which_process():      # under torchrun, rank 0 speaks for all
+                print(str(e) or "interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         except BrokenPipeError:
             # The output was piped into a reader that stopped early (`... | head`): stop
@@ -57,6 +58,12 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
             return EXIT_ERROR
 
     return wrapper
+
+
+def _which_process() -> str:
+    """``"rank N: "`` in a torchrun process other than rank 0, whose errors say who they are."""
+    rank = os.environ.get("RANK", "0")
+    return "" if rank == "0" else f"rank {rank}: "
 
 
 # --- numbers, checked where they are parsed ------------------------------------------------
@@ -257,18 +264,20 @@ def given(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
     return {k for k, v in vars(parser.parse_args(argv, namespace=marked)).items() if v is not unset}
 
 
-def command_line(script: str | Path, *args: str | Path) -> str:
+def command_line(script: str | Path, *args: str | Path, launcher: list[str] | None = None) -> str:
     """A shell line that runs ``script`` with ``args`` again, to print for pasting.
 
     Paths are shown as :func:`shown` shows them. ``python`` is this
-    interpreter's name where the shell finds this very interpreter by it, else its full path.
+    interpreter's name where the shell finds this very interpreter by it, else its full path;
+    ``launcher`` (``["torchrun", ...]``) replaces it.
     """
-    name = Path(sys.executable).name
-    on_path = shutil.which(name)
-    python = name if on_path and Path(on_path).resolve() == Path(sys.executable).resolve() \
-        else sys.executable
-    return shlex.join([python, *(shown(a) if isinstance(a, Path) else str(a)
-                                 for a in (script, *args))])
+    if launcher is None:
+        name = Path(sys.executable).name
+        on_path = shutil.which(name)
+        launcher = [name if on_path and Path(on_path).resolve() == Path(sys.executable).resolve()
+                    else sys.executable]
+    return shlex.join([*launcher, *(shown(a) if isinstance(a, Path) else str(a)
+                                    for a in (script, *args))])
 
 
 def shown(path: Path) -> str:

@@ -13,6 +13,7 @@ the fast in-memory loader used for training.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
@@ -43,6 +45,8 @@ FAKE_TEST_SIZE = 500
 # an hour). Whatever a source serves is used only if its md5 is torchvision's CIFAR10.tgz_md5.
 CIFAR10_MIRRORS = ("https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",)
 MIRROR_ENV = "CIFAR10_MIRROR"
+# Held while CIFAR-10 is fetched and unpacked into a --data-root (a hidden file left there).
+DOWNLOAD_LOCK = ".cifar-10-download.lock"
 
 
 def cifar10_sources(mirrors=()) -> list[str]:
@@ -78,8 +82,11 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
                         f"{CIFAR10.filename} (from {CIFAR10.url}) in {root}, or run with "
                         "--fake-data")
     made = [d for d in (root, *root.absolute().parents) if not d.exists()]  # mkdir -p makes these
+    lock = root / DOWNLOAD_LOCK
     try:
-        _fetch_cifar10(root, mirrors)
+        with _download_lock(root):
+            if not _cifar10_complete(root):     # another process may have fetched it meanwhile
+                _fetch_cifar10(root, mirrors)
     except KeyboardInterrupt:
         archive, part = root / CIFAR10.filename, partial_path(root / CIFAR10.filename)
         if archive.exists():
@@ -90,10 +97,41 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
             kept = "nothing was kept"
         raise KeyboardInterrupt(f"interrupted: the CIFAR-10 download stopped; {kept}") from None
     finally:
+        if made and lock.exists() and [p.name for p in root.iterdir()] == [DOWNLOAD_LOCK]:
+            lock.unlink()                # a folder this call made holds nothing but its lock
         for folder in made:              # no empty folder left by a failed attempt
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
     return CIFAR10(root=str(root), train=train, transform=transform, download=False)
+
+
+@contextlib.contextmanager
+def _download_lock(root: Path):
+    """Hold ``root``'s download lock (made with ``root``): one download at a time, since the
+    processes of a torchrun launch, or two runs started together, share ``--data-root``."""
+    lock = FileLock(root / DOWNLOAD_LOCK)
+    for attempt in range(10):
+        make_dir(root)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"waiting for another process downloading CIFAR-10 into {root} ...")
+            try:
+                lock.acquire()
+            except FileNotFoundError:    # its download failed, and it removed the root it made
+                continue
+        break
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _cifar10_complete(root: Path) -> bool:
+    """Whether ``root/cifar-10-batches-py/`` holds every file, each with torchvision's md5."""
+    folder = root / CIFAR10.base_folder
+    return all(check_integrity(str(folder / name), md5)
+               for name, md5 in (*CIFAR10.train_list, *CIFAR10.test_list))
 
 
 def _fetch_cifar10(root: Path, mirrors) -> None:
@@ -272,12 +310,19 @@ class InMemoryLoader:
     one on the CPU. ``shuffle`` draws a new order each epoch (from ``generator`` when given).
     ``normalize=(mean, std)`` then does what ``transforms.Normalize([mean] * 3, [std] * 3)``
     does: ``(x - mean) / std``.
+
+    ``rank`` of ``world_size`` processes (torchrun) takes its share of each epoch's order
+    (see :func:`shard`): with ``even_steps`` (training) every process makes the same number of
+    steps; without it (testing) the single-process batches are dealt out in turn. Either way
+    each image is used once per epoch, by one process. Every process must draw the same order:
+    give each the same ``generator`` state.
     """
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int, *,
                  shuffle: bool = False, device: torch.device | str = "cpu",
                  channels_last: bool = False, generator: torch.Generator | None = None,
-                 normalize: tuple[float, float] | None = None):
+                 normalize: tuple[float, float] | None = None,
+                 rank: int = 0, world_size: int = 1, even_steps: bool = True):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("images must be a uint8 tensor [N, C, H, W]")
         if len(images) != len(targets):
@@ -289,18 +334,19 @@ class InMemoryLoader:
         self.shuffle = shuffle
         self.generator = generator
         self.normalize = normalize
+        self.world_size = world_size
+        self.slices = shard(len(targets), batch_size, rank, world_size, even_steps=even_steps)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.targets) / self.batch_size)
+        return len(self.slices)
 
     def __iter__(self):
-        n = len(self.targets)
         order = None
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.images.device)
-        for start in range(0, n, self.batch_size):
-            end = start + self.batch_size
-            yield self.batch(slice(start, end) if order is None else order[start:end])
+            order = torch.randperm(len(self.targets), generator=self.generator)
+            order = order.to(self.images.device)
+        for part in self.slices:
+            yield self.batch(part if order is None else order[part])
 
     def batch(self, index: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(imgs, targets)`` of the images at ``index`` (a slice, or indices on the device)."""
@@ -313,10 +359,43 @@ class InMemoryLoader:
         return imgs, targets
 
     def sample_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """One batch of each size an epoch yields (a full one, and the last, partial one if
-        the set is not a multiple of the batch size), from the first images, without drawing
-        from the shuffle generator: for warming up, so a seeded run's order stays the same."""
-        n = len(self.targets)
-        sizes = [min(self.batch_size, n)] + ([n % self.batch_size] if n > self.batch_size
-                                             and n % self.batch_size else [])
+        """A batch of each size an epoch yields here (the first batch's, and the last's when
+        the set does not fill every batch), from the first images, without drawing from the
+        shuffle generator: for warming up, so a seeded run's order stays the same. Every
+        process gets as many as the others (DDP warms up in step)."""
+        first, last = self.slices[0], self.slices[-1]
+        n, batch_size = len(self.targets), self.batch_size
+        sizes = [first.stop - first.start]
+        if len(self.slices) > 1 and n % (batch_size * self.world_size):
+            sizes.append(last.stop - last.start)
         return [self.batch(slice(0, size)) for size in sizes]
+
+
+def shard(n: int, batch_size: int, rank: int = 0, world_size: int = 1, *,
+          even_steps: bool = True) -> list[slice]:
+    """The batches process ``rank`` of ``world_size`` takes from an epoch's order of ``n``
+    images, as slices of positions in that order.
+
+    One process: ``[0, b), [b, 2b), ...``, the last one partial. Several, ``even_steps``
+    (training under DDP, where every step is a collective, so all must make the same number):
+    each step takes the next ``world_size * batch_size`` images of the order and splits them
+    into ``world_size`` near-equal parts, part ``rank`` being this process's batch; a last
+    step too small to give every process an image joins the step before. Without
+    ``even_steps`` (testing): the one-process batches, dealt out in turn, so the sum of the
+    batches' mean losses over all processes is the one-process number.
+    """
+    if not even_steps:
+        return [slice(s, min(s + batch_size, n))
+                for s in range(rank * batch_size, n, world_size * batch_size)]
+    if n < world_size:
+        raise ValueError(f"{n} images cannot give each of {world_size} processes a batch")
+    per_step = world_size * batch_size
+    starts = list(range(0, n, per_step))
+    if len(starts) > 1 and n - starts[-1] < world_size:
+        starts.pop()                       # too few for every process: join the step before
+    slices = []
+    for start, stop in zip(starts, [*starts[1:], n]):
+        size, extra = divmod(stop - start, world_size)     # as torch.tensor_split splits
+        first = start + rank * size + min(rank, extra)
+        slices.append(slice(first, first + size + (rank < extra)))
+    return slices

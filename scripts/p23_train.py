@@ -22,6 +22,12 @@ turns nan or inf stops the run with one line; --metrics writes a JSON summary;
 --image-folder trains on your own pictures (centred to [-1, 1]: see IMAGE_FOLDER_NORMALIZE);
 --amp trains in bfloat16 autocast; --cuda-graph replays each step as one CUDA graph.
 
+Several GPUs or machines: the same script, launched by torchrun, trains with
+DistributedDataParallel, one process per GPU (gloo on the CPU). Rank 0 alone prints, logs and
+saves; each process trains on its share of every epoch (common/data.shard); with torchrun
+--max-restarts a restarted launch goes on from its last checkpoint (README: "More than one
+GPU or machine").
+
 Speed: the course converts every image with PIL + ToTensor inside the DataLoader, one by one.
 Here the dataset is held as one uint8 tensor on the training device and each batch is one
 gather + divide there; the network runs in channels_last on CPU and CUDA. Same model, same
@@ -36,11 +42,13 @@ Examples:
   python scripts/p23_train.py --resume last --epochs 20 # ... up to 20 epochs in all
   python scripts/p23_train.py --image-folder dataset/hymenoptera_sample --epochs 50 --momentum 0.9
   python scripts/p23_train.py --device cuda --cuda-graph --amp  # opt-in speed-ups for a fast GPU
+  torchrun --standalone --nproc-per-node 4 scripts/p23_train.py --device cuda  # 4 GPUs, DDP
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import math
 import sys
@@ -51,7 +59,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import checkpoint, cli, data, runs
+from common import checkpoint, cli, data, distributed, runs
 from common import step as common_step
 from common.device import fast_bf16, get_device, synchronize
 from common.model import GST
@@ -66,7 +74,8 @@ DATA_SOURCE = ("fake_data", "image_folder")
 # Flags of this command that a resume command must repeat (they are not in the checkpoint):
 # where it runs and how, where its files go. --cuda-graph is how, like --device: same maths.
 OWN_FLAGS = {"device": "--device", "logdir": "--logdir", "checkpoint_dir": "--checkpoint-dir",
-             "metrics": "--metrics", "cuda_graph": "--cuda-graph"}
+             "metrics": "--metrics", "cuda_graph": "--cuda-graph",
+             "dist_timeout": "--dist-timeout"}
 # Your own pictures are centred, (x - 0.5) / 0.5 = Normalize([0.5] * 3, [0.5] * 3), as
 # torchvision's examples do. GST has no activation between its layers: on a few dozen
 # all-positive images it sits at chance for a hundred steps or more and then often falls back
@@ -111,8 +120,15 @@ def get_args_parser():
                         help="on CUDA, record the training step once and replay it as one CUDA "
                              "graph: the same maths without Python launching every kernel, "
                              "which is what bounds GST on a fast GPU (common/step.py); CPU and "
-                             "MPS train eagerly either way. Not yet run on a GPU, so off by "
-                             "default: see benchmarks/README.md (default: off)")
+                             "MPS train eagerly either way, and so does DDP (torchrun). Not yet "
+                             "run on a GPU, so off by default: see benchmarks/README.md "
+                             "(default: off)")
+    parser.add_argument("--dist-timeout", type=cli.positive_float, default=distributed.TIMEOUT_S,
+                        metavar="SECONDS",
+                        help="under torchrun: how long a process waits for the others at a "
+                             "step before the run stops with an error (a process that hangs "
+                             "or loses the network; one that dies stops the run at once) "
+                             f"(default: {distributed.TIMEOUT_S})")
     return parser
 
 
@@ -168,24 +184,26 @@ def make_train_step(gst, loss_fn, optimizer, train_dataloader, *, amp=False, cud
 
 
 def train(gst, step, train_dataloader, total_train_step=0, writer=None,
-          desc="train", log_every=LOG_EVERY):
+          desc="train", log_every=LOG_EVERY, show_progress=True):
     """One epoch of training (the course's inner loop); returns the new ``total_train_step``.
 
     ``train_dataloader`` yields ``(imgs, targets)`` already on the model's device, and
     ``step(imgs, targets)`` trains on them (:func:`make_train_step` makes it). The loss is
     read back (``loss.item()``, which waits for the device) only every ``log_every`` steps,
     where it is printed: between those prints the device never waits for the host. A nan or
-    inf loss there raises :class:`Diverged`.
+    inf loss there raises :class:`Diverged`. Under torchrun the loss printed is the mean over
+    the processes' batches: the loss of the step's whole batch.
     """
     gst.train()   # 训练模式 / training mode (matters for Dropout/BatchNorm; GST has none)
-    with tqdm(train_dataloader, desc=desc, unit="batch", dynamic_ncols=True) as bar:
+    with tqdm(train_dataloader, desc=desc, unit="batch", dynamic_ncols=True,
+              disable=not show_progress) as bar:
         for data in bar:
             imgs, targets = data
             loss = step(imgs, targets)   # forward, loss, backward, optimizer step: train_step()
 
             total_train_step += 1
             if total_train_step % log_every == 0:
-                loss_value = loss.item()
+                loss_value = distributed.mean(loss).item()
                 if not math.isfinite(loss_value):
                     raise Diverged(total_train_step, loss_value)
                 tqdm.write("训练次数：{}, Loss: {}".format(total_train_step, loss_value))
@@ -198,7 +216,8 @@ def train(gst, step, train_dataloader, total_train_step=0, writer=None,
 def test(gst, test_dataloader, loss_fn, test_data_size):
     """The course's test step: returns ``(total_test_loss, accuracy)``.
 
-    ``total_test_loss`` is the course's number: the sum of every batch's mean loss.
+    ``total_test_loss`` is the course's number: the sum of every batch's mean loss. Under
+    torchrun each process tests its share of the batches, and both are summed over all of them.
     """
     gst.eval()    # 测试模式 / evaluation mode
     total_test_loss = 0
@@ -213,7 +232,8 @@ def test(gst, test_dataloader, loss_fn, test_data_size):
             total_test_loss = total_test_loss + loss
             accuracy = (outputs.argmax(1) == targets).sum()
             total_accuracy = total_accuracy + accuracy
-    return float(total_test_loss), float(total_accuracy) / test_data_size
+    total_test_loss, total_accuracy = distributed.sum_all([total_test_loss, total_accuracy])
+    return total_test_loss, total_accuracy / test_data_size
 
 
 def load_data(args):
@@ -299,7 +319,49 @@ def run_folders(args, resume: Path | None, state: dict | None):
     return run_id, run_ckpt, run_logs, None
 
 
-def resume_command(last_checkpoint: Path, args, given: set[str]) -> str:
+def launch_checkpoint(checkpoint_dir: Path, launch_id: str) -> Path | None:
+    """The newest checkpoint this torchrun launch wrote, if any: where a restarted process
+    goes on from (torchrun's "snapshot" pattern). A launch is one torchrun command, with its
+    restarts: ``TORCHELASTIC_RUN_ID``, a fresh id with ``--standalone``, else ``--rdzv-id``."""
+    root = Path(checkpoint_dir) / SCRIPT
+    lasts = [files[-1] for d in root.glob("*/") if d.is_dir() and (files := runs.checkpoints_of(d))]
+    for last in sorted(lasts, key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        try:
+            state = checkpoint.load(last)
+        except cli.UserError:           # not a checkpoint of ours: not this launch's either
+            continue
+        if isinstance(state, dict) and state.get("torchrun_launch") == launch_id:
+            return last
+    return None
+
+
+def weights_digest(model: nn.Module) -> bytes:
+    """SHA-256 of the model's state_dict: equal on every process when DDP kept them equal."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.digest()
+
+
+def check_agreement(world, **facts) -> None:
+    """Stop unless every process sees the same run: the same start, data and settings. They
+    read the same files (data, --resume): on several machines those must be the same copies."""
+    if not world.launched:
+        return
+    mine = [int(v) for v in facts.values()]
+    for rank, theirs in enumerate(distributed.gather(mine)):
+        if theirs != mine:
+            ours = ", ".join(f"{k} {v}" for k, v in facts.items())
+            other = ", ".join(f"{k} {v}" for k, v in zip(facts, theirs))
+            raise cli.UserError(
+                f"the processes do not see the same run: rank {world.rank} has {ours}; rank "
+                f"{rank} has {other}. Every process must read the same data and checkpoints "
+                "(on several machines: --data-root and --checkpoint-dir on a shared filesystem)")
+
+
+def resume_command(last_checkpoint: Path, args, given: set[str],
+                   world=distributed.World()) -> str:
     """The line that continues this run, to paste as it is."""
     own = []
     for dest, flag in OWN_FLAGS.items():
@@ -308,11 +370,12 @@ def resume_command(last_checkpoint: Path, args, given: set[str]) -> str:
             if isinstance(value, bool):    # --cuda-graph / --no-cuda-graph
                 own.append(flag if value else "--no-" + flag[2:])
             else:
-                own += [flag, value]
-    return cli.command_line(Path(__file__), "--resume", last_checkpoint, *own)
+                own += [flag, format(value, "g") if isinstance(value, float) else value]
+    return cli.command_line(Path(__file__), "--resume", last_checkpoint, *own,
+                            launcher=distributed.launcher(world))
 
 
-def smaller_lr_command(argv: list[str], lr: float) -> str:
+def smaller_lr_command(argv: list[str], lr: float, world=distributed.World()) -> str:
     """This command again with a smaller --lr: the course's 0.01, or a tenth of an lr below it."""
     again, skip = [], False
     for arg in argv:
@@ -322,7 +385,8 @@ def smaller_lr_command(argv: list[str], lr: float) -> str:
             skip = True
         else:
             again.append(arg)
-    return cli.command_line(Path(__file__), *again, "--lr", f"{0.01 if lr > 0.01 else lr / 10:g}")
+    return cli.command_line(Path(__file__), *again, "--lr", f"{0.01 if lr > 0.01 else lr / 10:g}",
+                            launcher=distributed.launcher(world))
 
 
 @cli.entrypoint
@@ -331,26 +395,50 @@ def main(argv=None) -> int:
     parser = get_args_parser()
     args = parser.parse_args(argv)
     given = cli.given(parser, argv)
-    resume, state = None, None
+    # Started by torchrun? Then this is one of its processes: rank 0 alone prints, logs and
+    # saves, and DDP keeps the models equal. Without torchrun: one process, as in the course.
+    world = distributed.world()
+    with distributed.rank0_prints(world):
+        device = distributed.device_for(get_device(args.device), world)
+        with distributed.process_group(world, device, args.dist_timeout):
+            return run(args, argv, given, world, device)
+
+
+def run(args, argv, given, world, device) -> int:
+    """The course's training run (``main`` parses the command and joins torchrun's group)."""
+    resume, state, snapshot = None, None, None
+    if world.launch_id is not None \
+            and (snapshot := launch_checkpoint(args.checkpoint_dir, world.launch_id)):
+        # torchrun restarted the processes (one had died): go on from this launch's last
+        # checkpoint, whatever --resume said when it started.
+        print(f"torchrun launch {world.launch_id} (restart {world.restart}): going on from "
+              f"{snapshot}, the last checkpoint it wrote")
+        args.resume = str(snapshot)
     if args.resume is not None:
         own = ["--checkpoint-dir", args.checkpoint_dir] if "checkpoint_dir" in given else []
         resume = (runs.need_latest_checkpoint(
             args.checkpoint_dir, SCRIPT,
-            f"start one with {cli.command_line(Path(__file__), *own)}")
+            f"start one with "
+            f"{cli.command_line(Path(__file__), *own, launcher=distributed.launcher(world))}")
                   if args.resume == "last" else Path(args.resume))
         state = load_resume(resume)
         args = resumed_args(args, state.get("args") or {}, given)
+        if snapshot and state["epoch"] + 1 >= args.epochs:
+            # killed after its last checkpoint (or a new launch reusing an old --rdzv-id)
+            print(f"this launch's run has trained all {args.epochs} epochs: nothing left to "
+                  "do (a new run under torchrun needs a new --rdzv-id)")
+            return 0
         if state["epoch"] + 1 >= args.epochs:
             raise cli.UserError(
                 f"{resume} has trained {state['epoch'] + 1} epochs, and --epochs {args.epochs} "
                 f"asks for no more: nothing to train (add --epochs N, more than "
                 f"{state['epoch'] + 1}, to go on)")
-    device = get_device(args.device)
     data.announce_synthetic(args)
-    cuda_graph = args.cuda_graph and device.type == "cuda"
+    cuda_graph = args.cuda_graph and device.type == "cuda" and not world.launched
     if args.cuda_graph and not cuda_graph and "cuda_graph" in given:
-        print(f"note: --cuda-graph records CUDA graphs only: on {device.type} the steps run "
-              "eagerly, as without it")
+        where = device.type + (" under torchrun" if world.launched else "")
+        print(f"note: --cuda-graph records CUDA graphs only on CUDA without torchrun: on "
+              f"{where} the steps run eagerly, as without it")
     if args.amp and not fast_bf16(device):
         print(f"note: --amp: this {device.type} does not compute in bfloat16 natively, so "
               "bf16 autocast will be slower here than without --amp")
@@ -374,6 +462,7 @@ def main(argv=None) -> int:
 
     # 2. 加载数据集 / load it: the course's DataLoader(train_data, batch_size=64), but from
     # memory on the device, and shuffled (the course doesn't shuffle: every epoch in the same order).
+    # Under torchrun each process takes its share of every epoch's order (common/data.shard).
     generator = torch.Generator()
     if args.seed is not None:
         generator.manual_seed(args.seed)
@@ -381,15 +470,21 @@ def main(argv=None) -> int:
         generator.seed()
     channels_last = use_channels_last(device)
     normalize = IMAGE_FOLDER_NORMALIZE if args.image_folder is not None else None
+    share = {"device": device, "channels_last": channels_last, "normalize": normalize,
+             "rank": world.rank, "world_size": world.world_size}
+    if train_data_size < world.world_size:
+        raise cli.UserError(f"{train_data_size} training images cannot give each of "
+                            f"{world.world_size} processes a batch")
     train_dataloader = data.InMemoryLoader(train_images, train_targets, args.batch_size,
-                                           shuffle=True, device=device,
-                                           channels_last=channels_last, generator=generator,
-                                           normalize=normalize)
+                                           shuffle=True, generator=generator, **share)
     test_dataloader = data.InMemoryLoader(test_images, test_targets, args.batch_size,
-                                          device=device, channels_last=channels_last,
-                                          normalize=normalize)
+                                          even_steps=False, **share)
     log_every = log_interval(len(train_dataloader), args.log_every)
     print(f"train_loss every {log_every} steps ({len(train_dataloader)} steps an epoch)")
+    if world.launched:
+        print(f"torchrun: {world.world_size} processes on {world.machines} machine(s), each "
+              f"training on batches of {args.batch_size}: {world.world_size * args.batch_size} "
+              "images a step in all")
 
     # 3. 创建网络模型 / create the model
     gst = make_model(len(classes), device)
@@ -421,18 +516,29 @@ def main(argv=None) -> int:
         total_train_step = state.get("total_train_step", 0)
         total_test_step = state.get("total_test_step", start)
 
+    # Under torchrun: DDP starts every process from rank 0's weights, every process draws
+    # rank 0's shuffles, and all must be at the same point of the same run.
+    train_gst = distributed.wrap(gst, world, device)
+    distributed.share_generator(generator)
+    check_agreement(world, epoch=start, steps=total_train_step, train_images=train_data_size,
+                    test_images=test_data_size, classes=len(classes), epochs=epoch,
+                    batch_size=args.batch_size)
+
     # Beyond the course: warm the step up (and record it as a CUDA graph with --cuda-graph)
     # before the first epoch, leaving the weights and the optimizer exactly as they are.
-    step = make_train_step(gst, loss_fn, optimizer, train_dataloader, amp=args.amp,
+    step = make_train_step(train_gst, loss_fn, optimizer, train_dataloader, amp=args.amp,
                            cuda_graph=cuda_graph)
 
     # 7. 添加tensorboard / TensorBoard: logs/p23_train/<run-id>/, beside the run's checkpoints
     # in checkpoints/p23_train/<run-id>/; a resumed run goes on in the same two folders.
-    run_id, run_ckpt, run_logs, purge_step = run_folders(args, resume, state)
-    if state is not None:
-        print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epoch}")
-    writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
-    last_checkpoint = resume if purge_step is not None else None
+    # Under torchrun, rank 0 alone writes them.
+    writer = run_ckpt = last_checkpoint = None
+    if world.is_main:
+        run_id, run_ckpt, run_logs, purge_step = run_folders(args, resume, state)
+        if state is not None:
+            print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epoch}")
+        writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
+        last_checkpoint = resume if purge_step is not None else None
     epoch_seconds = []     # each epoch's training time, for --metrics
     total_test_loss = test_accuracy = None
     i = start
@@ -443,8 +549,9 @@ def main(argv=None) -> int:
             # 训练步骤开始 / training
             synchronize(device)
             t0 = time.perf_counter()
-            total_train_step = train(gst, step, train_dataloader, total_train_step,
-                                     writer, desc=f"epoch {i + 1}/{epoch}", log_every=log_every)
+            total_train_step = train(train_gst, step, train_dataloader, total_train_step,
+                                     writer, desc=f"epoch {i + 1}/{epoch}", log_every=log_every,
+                                     show_progress=world.is_main)
             synchronize(device)
             epoch_seconds.append(time.perf_counter() - t0)
 
@@ -454,18 +561,20 @@ def main(argv=None) -> int:
                 raise Diverged(total_train_step, total_test_loss)
             print("整体测试集上的Loss: {}".format(total_test_loss))
             print("整体测试集上的正确率: {}".format(test_accuracy))
+            total_test_step += 1
+            if not world.is_main:
+                continue
             # The course wrote add_scalar("test_loss", total_test_loss, total_test_loss,
             # total_test_step): the step was the loss and total_test_step landed in walltime.
-            writer.add_scalar("test_loss", total_test_loss, total_test_step)
-            writer.add_scalar("test_accuracy", test_accuracy, total_test_step)
-            total_test_step += 1
+            writer.add_scalar("test_loss", total_test_loss, total_test_step - 1)
+            writer.add_scalar("test_accuracy", test_accuracy, total_test_step - 1)
 
             # The course saves the whole model, torch.save(gst, "gst_{}.pth".format(i)): a
             # pickle that needs the class to load and can run code. Here: a plain dict of
             # state_dicts, written to a temporary file and renamed (never half-written).
             last_checkpoint = checkpoint.save({
                 "arch": "GST",
-                "model": gst.state_dict(),
+                "model": gst.state_dict(),          # gst, not DDP's wrapper: the same keys
                 "optimizer": optimizer.state_dict(),
                 "epoch": i,   # 0-based index of the epoch just finished = the N in gst_N.pth
                 "total_train_step": total_train_step,
@@ -477,31 +586,43 @@ def main(argv=None) -> int:
                 "test_accuracy": test_accuracy,
                 "run_id": run_id,
                 "data": data_source(args, train_data_size, test_data_size),
+                "world_size": world.world_size,
+                "torchrun_launch": world.launch_id,
                 # vars(args), not the Namespace: plain data that weights_only=True loads
                 "args": {k: str(Path(v).absolute()) if isinstance(v, Path) else v
                          for k, v in vars(args).items()},
             }, run_ckpt / "gst_{}.pth".format(i))
+            writer.flush()        # this epoch's points on disk with its checkpoint
             print("模型已保存 / saved {}".format(last_checkpoint))
+        digests = distributed.gather(weights_digest(gst))
     except Diverged as e:
         # What was saved before is intact, but the weights were already running away: the way
         # out is a smaller learning rate from the start, not a resume.
         raise cli.UserError(f"training diverged: {e} (--lr {args.lr}, --momentum "
                             f"{args.momentum}). Start again with a smaller --lr: "
-                            f"{smaller_lr_command(argv, args.lr)}") from None
+                            f"{smaller_lr_command(argv, args.lr, world)}") from None
     except KeyboardInterrupt:
-        if last_checkpoint is None:
-            done = "no epoch finished, nothing to resume: run the same command again"
-        else:
-            done = (f"{last_checkpoint.name} holds epoch {runs.epoch_of(last_checkpoint) + 1}; "
-                    f"go on with: {resume_command(last_checkpoint, args, given)}")
-        print(f"stopped during epoch {i + 1} of {epoch}: {done}", file=sys.stderr)
+        if world.is_main:
+            print(f"stopped during epoch {i + 1} of {epoch}: "
+                  f"{what_was_kept(last_checkpoint, args, given, world)}", file=sys.stderr)
         raise
+    except RuntimeError as e:
+        if (why := distributed.peer_failure(e)) is None:
+            raise
+        kept = what_was_kept(last_checkpoint, args, given, world) if world.is_main else \
+            "rank 0 says what was saved"
+        raise cli.UserError(f"lost contact with the other processes in epoch {i + 1} of "
+                            f"{epoch} ({why}): {kept}") from None
     finally:
-        writer.close()
-        if not any(run_ckpt.iterdir()):
-            run_ckpt.rmdir()          # stopped before its first checkpoint: no empty run left
+        if world.is_main:
+            writer.close()
+            if not any(run_ckpt.iterdir()):
+                run_ckpt.rmdir()      # stopped before its first checkpoint: no empty run left
 
-    if args.metrics is not None:
+    if len(set(map(tuple, digests))) != 1:
+        raise cli.UserError("the processes' weights differ after training: DDP did not keep "
+                            "them equal")
+    if args.metrics is not None and world.is_main:
         metrics = {
             "test_accuracy": test_accuracy,
             "test_loss": total_test_loss,
@@ -512,6 +633,8 @@ def main(argv=None) -> int:
             "device": str(device),
             "amp": args.amp,
             "cuda_graph": cuda_graph,
+            "world_size": world.world_size,
+            "weights_sha256_by_rank": [bytes(d).hex() for d in digests],
             "checkpoint": str(last_checkpoint),
         }
         # written atomically too: a reader never sees half a JSON object
@@ -519,6 +642,14 @@ def main(argv=None) -> int:
             (json.dumps(metrics, indent=2) + "\n").encode()))
         print(f"metrics: {args.metrics}")
     return 0
+
+
+def what_was_kept(last_checkpoint: Path | None, args, given, world) -> str:
+    """What an interrupted run leaves to go on from, and the command that does."""
+    if last_checkpoint is None:
+        return "no epoch finished, nothing to resume: run the same command again"
+    return (f"{last_checkpoint.name} holds epoch {runs.epoch_of(last_checkpoint) + 1}; "
+            f"go on with: {resume_command(last_checkpoint, args, given, world)}")
 
 
 if __name__ == "__main__":

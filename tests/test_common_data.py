@@ -137,3 +137,51 @@ def test_in_memory_loader_shuffles_repeatably_and_covers_every_image():
     order = epoch(1)
     assert sorted(order) == list(range(10)) and order != list(range(10))
     assert epoch(1) == order and epoch(2) != order
+
+
+@pytest.mark.parametrize("n, batch_size, world_size", [
+    (10, 4, 1), (2000, 64, 2), (2000, 64, 3), (129, 64, 2), (130, 64, 2), (257, 64, 2),
+    (255, 64, 2), (7, 3, 4), (5, 64, 5), (1001, 10, 7)])
+def test_shard_gives_each_image_to_one_process_in_equal_steps(n, batch_size, world_size):
+    shards = [data.shard(n, batch_size, rank, world_size) for rank in range(world_size)]
+    # every process makes the same number of steps, none of them empty...
+    steps = {len(s) for s in shards}
+    assert len(steps) == 1 and all(sl.stop > sl.start for s in shards for sl in s)
+    # ...and in step k the processes take consecutive parts of the same stretch of the order,
+    # together every position of the epoch exactly once
+    taken = [i for k in range(steps.pop()) for s in shards for i in range(s[k].start, s[k].stop)]
+    assert taken == list(range(n))
+    # near-equal parts: a step's batches differ by one image at most, none above batch + 1
+    for k in range(len(shards[0])):
+        sizes = [s[k].stop - s[k].start for s in shards]
+        assert max(sizes) - min(sizes) <= 1 and max(sizes) <= batch_size + 1
+
+
+def test_shard_of_one_process_is_plain_batching_and_testing_deals_the_batches():
+    assert data.shard(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    # testing: the one-process batches of 64, dealt out in turn (so the course's sum of the
+    # batches' mean losses is the same number with any number of processes)
+    dealt = [data.shard(300, 64, rank, 2, even_steps=False) for rank in range(2)]
+    assert dealt == [[slice(0, 64), slice(128, 192), slice(256, 300)],
+                     [slice(64, 128), slice(192, 256)]]
+    assert data.shard(3, 64, 1, 2, even_steps=False) == []       # nothing left for rank 1
+    with pytest.raises(ValueError, match="3 images cannot give each of 4 processes a batch"):
+        data.shard(3, 64, 0, 4)
+
+
+def test_ranks_of_a_loader_draw_one_order_and_split_it():
+    images = torch.arange(200, dtype=torch.int32).view(200, 1, 1, 1)
+    images = (images % 256).to(torch.uint8).expand(200, 3, 1, 1).contiguous()
+    targets = torch.arange(200)
+    loaders = [data.InMemoryLoader(images, targets, 16, shuffle=True, rank=rank, world_size=3,
+                                   generator=torch.Generator().manual_seed(5)) for rank in range(3)]
+    epochs = [[t for _, t in loader] for loader in loaders]
+    assert len({len(e) for e in epochs}) == 1 == len({len(loader) for loader in loaders})
+    seen = torch.cat([t for e in epochs for t in e]).tolist()
+    assert sorted(seen) == list(range(200))                    # each image once, across ranks
+    one = torch.cat([t for _, t in data.InMemoryLoader(
+        images, targets, 48, shuffle=True, generator=torch.Generator().manual_seed(5))])
+    by_step = torch.cat([t for step in zip(*epochs) for t in step])
+    assert torch.equal(by_step, one)    # step k of the 3 ranks = batch k of one at 3 x 16
+    # warm-up batches: as many on every rank, whatever size its last batch has
+    assert len({len(loader.sample_batches()) for loader in loaders}) == 1

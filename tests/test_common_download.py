@@ -45,7 +45,8 @@ def archive(tmp_path_factory, monkeypatch) -> bytes:
 
 
 class Server:
-    """http://127.0.0.1:<port>/<how>: good (honours Range, 416 past the end), norange, wrong,
+    """http://127.0.0.1:<port>/<how>: good (honours Range, 416 past the end), slow (good after
+    TIMEOUT / 2), norange, wrong,
     half (drops the connection half way), stall (answers after STALL s), midstall (sends half,
     then stalls), crawl (sends half, then a byte every 50 ms); any other path is a 404."""
 
@@ -63,6 +64,9 @@ class Server:
                 body, start = server.blob, 0
                 if how == "stall":
                     time.sleep(STALL)
+                elif how == "slow":
+                    time.sleep(TIMEOUT / 2)
+                    how = "good"
                 elif how == "wrong":
                     body = b"<html>not the archive</html>" * 1000
                 elif how not in ("good", "norange", "half", "midstall", "crawl"):
@@ -132,7 +136,28 @@ def error_line(err: str, word: str = "error") -> str:
 
 
 def left_in(root):
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    """What is in root, but the hidden lock file of a download that went through."""
+    return sorted(p.name for p in root.iterdir()
+                  if p.name != data.DOWNLOAD_LOCK) if root.exists() else []
+
+
+def test_two_processes_sharing_a_data_root_download_once(server, tmp_path):
+    """torchrun's processes (or two runs started together) on one --data-root: the first
+    fetches and unpacks while the other waits on the lock, then finds the set in place."""
+    root, start, got = tmp_path / "data", threading.Barrier(2), {}
+
+    def load(name):
+        start.wait()
+        got[name] = data.cifar10(root, train=True, mirrors=[server.url("slow")])
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert server.requests == [("slow", None)]              # one download, not two
+    assert len(got["a"]) == len(got["b"]) == 50
+    assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
 
 
 def test_a_refused_source_then_one_that_serves_it_and_the_run_trains(server, tmp_path, capsys):

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import re
@@ -47,6 +48,16 @@ def _accuracy_the_course_way(state, dataset):
         for imgs, targets in DataLoader(dataset, batch_size=100):
             right += (gst(imgs).argmax(1) == targets).sum().item()
     return right / len(dataset)
+
+
+def sha256_of_weights(path):
+    """Oracle for --metrics' weights_sha256_by_rank: hashlib over the saved state_dict's
+    names and NCHW float bytes, read back from the checkpoint file."""
+    h = hashlib.sha256()
+    for name, tensor in torch.load(path, weights_only=True)["model"].items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(tensor.numpy()).tobytes())
+    return h.hexdigest()
 
 
 def test_help_exits_0(capsys):
@@ -108,7 +119,10 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
     # --metrics: one JSON object with the design's keys.
     m = json.loads(metrics.read_text())
     assert set(m) == {"test_accuracy", "test_loss", "epochs", "train_images_per_s",
-                      "train_images_per_s_by_epoch", "device", "amp", "cuda_graph", "checkpoint"}
+                      "train_images_per_s_by_epoch", "device", "amp", "cuda_graph", "checkpoint",
+                      "world_size", "weights_sha256_by_rank"}
+    assert m["world_size"] == 1
+    assert m["weights_sha256_by_rank"] == [sha256_of_weights(m["checkpoint"])]
     by_epoch = m["train_images_per_s_by_epoch"]
     assert len(by_epoch) == 2 and min(by_epoch) <= m["train_images_per_s"] <= max(by_epoch)
     assert m["train_images_per_s"] == pytest.approx(2 / sum(1 / v for v in by_epoch))
@@ -203,8 +217,8 @@ def test_cuda_graph_flags_change_nothing_on_cpu(tmp_path, monkeypatch, capsys):
     runs = {name: _fake_run(tmp_path, monkeypatch, capsys, name, *flags, train=60, test=20)
             for name, flags in {"plain": [], "no": ["--no-cuda-graph"],
                                 "yes": ["--cuda-graph"]}.items()}
-    note = ("note: --cuda-graph records CUDA graphs only: on cpu the steps run eagerly, "
-            "as without it")
+    note = ("note: --cuda-graph records CUDA graphs only on CUDA without torchrun: on cpu the "
+            "steps run eagerly, as without it")
     assert [note in out for out, *_ in runs.values()] == [False, False, True]
     plain = runs["plain"][3]
     for out, losses, accuracies, state in runs.values():
