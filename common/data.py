@@ -97,8 +97,8 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
             kept = "nothing was kept"
         raise KeyboardInterrupt(f"interrupted: the CIFAR-10 download stopped; {kept}") from None
     finally:
-        if made and lock.exists() and [p.name for p in root.iterdir()] == [DOWNLOAD_LOCK]:
-            lock.unlink()                # a folder this call made holds nothing but its lock
+        if lock.exists() and [p.name for p in root.iterdir()] == [DOWNLOAD_LOCK]:
+            lock.unlink()                # nothing came: no lock left behind either
         for folder in made:              # no empty folder left by a failed attempt
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
@@ -121,6 +121,8 @@ def _download_lock(root: Path):
             except FileNotFoundError:    # its download failed, and it removed the root it made
                 continue
         break
+    else:
+        raise UserError(f"cannot lock {root / DOWNLOAD_LOCK}: its folder keeps disappearing")
     try:
         yield
     finally:

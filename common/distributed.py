@@ -95,10 +95,14 @@ def process_group(w: World, device: torch.device, timeout_s: float = TIMEOUT_S):
     # wrote stay in it: a new process could read a dead one's address and never connect
     # (pytorch/pytorch#135712). A prefix per restart keeps each start's keys apart.
     timeout = timedelta(seconds=timeout_s)
-    store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
-    dist.init_process_group(backend, store=dist.PrefixStore(f"restart_{w.restart}/", store),
-                            rank=rank, world_size=world_size, timeout=timeout,
-                            device_id=None if device.type == "cpu" else device)
+    try:
+        store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
+        dist.init_process_group(backend, store=dist.PrefixStore(f"restart_{w.restart}/", store),
+                                rank=rank, world_size=world_size, timeout=timeout,
+                                device_id=None if device.type == "cpu" else device)
+    except dist.DistError as e:
+        raise UserError(f"cannot join torchrun's other processes within --dist-timeout "
+                        f"{timeout_s:g} s: {peer_failure(e)}") from None
     try:
         yield
     finally:
@@ -130,7 +134,8 @@ def peer_failure(e: BaseException) -> str | None:
     left), else None. gloo's messages start with its source file: that part is dropped."""
     if isinstance(e, dist.DistError) or (
             isinstance(e, RuntimeError) and any(word in str(e) for word in ("gloo", "NCCL"))):
-        return re.sub(r"^\[[^\]]*\] ", "", reason(e))
+        words = re.sub(r"^\[[^\]]*\] ", "", reason(e))
+        return words.split(". ")[0]            # gloo adds advice, and "GLHF!", after a full stop
     return None
 
 
@@ -191,4 +196,4 @@ def launcher(w: World) -> list[str] | None:
     if w.machines == 1:
         return ["torchrun", "--standalone", f"--nproc-per-node={w.local_world_size}"]
     return ["torchrun", f"--nnodes={w.machines}", f"--nproc-per-node={w.local_world_size}",
-            "<your --rdzv flags, on every machine>"]
+            "--rdzv-backend=c10d", "--rdzv-endpoint=HOST:PORT"]     # yours, on every machine

@@ -407,7 +407,9 @@ def main(argv=None) -> int:
 def run(args, argv, given, world, device) -> int:
     """The course's training run (``main`` parses the command and joins torchrun's group)."""
     resume, state, snapshot = None, None, None
-    if world.launch_id is not None \
+    # A restart, of a launch with an id of its own (torchrun's --standalone, or --rdzv-id):
+    # a static launch (--master-port) has the id "none", shared by every such launch.
+    if world.restart > 0 and world.launch_id not in (None, "none") \
             and (snapshot := launch_checkpoint(args.checkpoint_dir, world.launch_id)):
         # torchrun restarted the processes (one had died): go on from this launch's last
         # checkpoint, whatever --resume said when it started.
@@ -516,13 +518,14 @@ def run(args, argv, given, world, device) -> int:
         total_train_step = state.get("total_train_step", 0)
         total_test_step = state.get("total_test_step", start)
 
-    # Under torchrun: DDP starts every process from rank 0's weights, every process draws
-    # rank 0's shuffles, and all must be at the same point of the same run.
-    train_gst = distributed.wrap(gst, world, device)
-    distributed.share_generator(generator)
-    check_agreement(world, epoch=start, steps=total_train_step, train_images=train_data_size,
+    # Under torchrun: all processes must be at the same point of the same run; then DDP
+    # starts every one from rank 0's weights, and every one draws rank 0's shuffles.
+    check_agreement(world, first_epoch=start + 1, steps=total_train_step,
+                    train_images=train_data_size,
                     test_images=test_data_size, classes=len(classes), epochs=epoch,
                     batch_size=args.batch_size)
+    train_gst = distributed.wrap(gst, world, device)
+    distributed.share_generator(generator)
 
     # Beyond the course: warm the step up (and record it as a CUDA graph with --cuda-graph)
     # before the first epoch, leaving the weights and the optimizer exactly as they are.

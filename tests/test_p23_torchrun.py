@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
-from common import checkpoint, data
+from common import checkpoint, cli, data, distributed
 from common.model import GST
 from conftest import REPO, load_script, scalars
 from test_p23_train import sha256_of_weights
@@ -268,3 +268,17 @@ def test_a_restarted_launch_goes_on_from_its_own_last_checkpoint(tmp_path, monke
     _one_process_launch(monkeypatch, "launch-b")
     assert p23.main(["--epochs", "1", *paths]) == 0
     assert len(list((tmp_path / "ckpt" / "p23_train").iterdir())) == 3
+
+
+def test_processes_that_see_different_runs_stop_in_one_line(monkeypatch):
+    # rank 1 found no checkpoint (another machine's --checkpoint-dir): every rank says so
+    monkeypatch.setattr(distributed, "gather", lambda mine: [mine, [1, 0, 300]])
+    w = distributed.World(launched=True, rank=0, world_size=2, local_world_size=2)
+    with pytest.raises(cli.UserError) as e:
+        p23.check_agreement(w, first_epoch=4, steps=9, train_images=300)
+    assert str(e.value) == (
+        "the processes do not see the same run: rank 0 has first_epoch 4, steps 9, "
+        "train_images 300; rank 1 has first_epoch 1, steps 0, train_images 300. Every process "
+        "must read the same data and checkpoints (on several machines: --data-root and "
+        "--checkpoint-dir on a shared filesystem)")
+    p23.check_agreement(distributed.World(), first_epoch=4)      # one process: nothing to check
