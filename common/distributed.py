@@ -170,6 +170,15 @@ def sum_all(values) -> list[float]:
     return total.tolist()
 
 
+def sum_counts(counts: torch.Tensor) -> torch.Tensor:
+    """``counts`` (an integer tensor) summed element by element over the processes, on the CPU."""
+    if not _active():
+        return counts.cpu()
+    total = counts.to(_device(), copy=True)
+    dist.all_reduce(total)
+    return total.cpu()
+
+
 def gather(values) -> list[list[int]]:
     """Every process's ``values`` (whole numbers, as many in each), in rank order."""
     if not _active():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard import SummaryWriter, summary
 
 from common import runs
 
@@ -43,3 +43,20 @@ def make_writer(logdir: Path, script: str, run_id: str | None = None) -> Summary
     """A ``SummaryWriter`` for a new run of ``script``; ``run_id`` defaults to the time."""
     _, (run_dir,) = runs.new_run(script, logdir, run_id=run_id)
     return open_writer(run_dir, logdir)
+
+
+def add_hparams(writer: SummaryWriter, hparams: dict, metrics: list[str]) -> None:
+    """An entry in the HParams tab for ``writer``'s run: ``hparams`` (numbers, strings; None
+    is left out) against ``metrics``, tags this run logs as scalars (the table shows each
+    one's last value).
+
+    ``SummaryWriter.add_hparams`` would write them into a sub-run of its own,
+    ``<run>/<time.time()>/``, which shows up as a second run beside each real one
+    (pytorch/pytorch#32651); here they go into the run's own folder, as its other tags do.
+    """
+    experiment, session_start, _ = summary.hparams(
+        {k: str(v) if isinstance(v, bool) else v for k, v in hparams.items()},
+        dict.fromkeys(metrics, 0.0))
+    file_writer = writer._get_file_writer()
+    file_writer.add_summary(experiment)
+    file_writer.add_summary(session_start)

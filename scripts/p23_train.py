@@ -9,7 +9,11 @@ What to look at:
   - the printed "训练次数：..., Loss: ..." falling, and "整体测试集上的正确率" (test accuracy)
     rising from ~0.1 (chance) epoch after epoch;
   - TensorBoard (tensorboard --logdir logs): run logs/p23_train/<run-id>/ with the course's
-    tags train_loss, test_loss and test_accuracy (every epoch);
+    tags train_loss, test_loss and test_accuracy (every epoch); and beyond the course, what
+    the model learned: test_accuracy_per_class/<class> (which class lags), the confusion
+    matrix test_confusion_matrix (which classes it mixes up) and test_predictions (16 fixed
+    test images with what it says they are, the wrong ones in red) every epoch; the command,
+    data and settings in the Text tab, and one row per run in the HParams tab;
   - checkpoints/p23_train/<run-id>/gst_0.pth ... gst_9.pth, the same <run-id> as the
     TensorBoard run: plain dicts (model and optimizer state_dicts, "epoch", "classes", the
     data it was trained on, the run's settings) that lesson 25 (p25_test.py) loads.
@@ -59,11 +63,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import checkpoint, cli, data, distributed, runs
+from common import checkpoint, cli, data, distributed, figures, runs
 from common import step as common_step
 from common.device import fast_bf16, get_device, synchronize
 from common.model import GST
-from common.writer import LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, log_interval, open_writer
+from common.writer import (LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, add_hparams,
+                           log_interval, open_writer)
 
 SCRIPT = "p23_train"
 # What --resume takes from the checkpoint: the run's data and training settings. Where the
@@ -81,6 +86,12 @@ OWN_FLAGS = {"device": "--device", "logdir": "--logdir", "checkpoint_dir": "--ch
 # all-positive images it sits at chance for a hundred steps or more and then often falls back
 # to it, while centred ones are learnt in a few epochs. CIFAR-10 keeps the course's ToTensor.
 IMAGE_FOLDER_NORMALIZE = (0.5, 0.5)
+# TensorBoard's picture of what the model predicts: this many test images, the same ones every
+# epoch (and in every run on the same test set), drawn with this seed.
+PREDICTION_IMAGES = 16
+PREDICTION_SEED = 0
+# The HParams tab's metrics: these tags' last values, the final test loss and accuracy.
+HPARAMS_METRICS = ("test_accuracy", "test_loss")
 
 
 def get_args_parser():
@@ -107,8 +118,9 @@ def get_args_parser():
                              "setting (--epochs 20 extends a finished run) (default: start afresh)")
     parser.add_argument("--metrics", type=Path, default=None, metavar="PATH",
                         help="when training ends, write a JSON object here: test_accuracy, "
-                             "test_loss, epochs, train_images_per_s (and by epoch), device, amp, "
-                             "cuda_graph, checkpoint (default: none)")
+                             "test_loss, confusion_matrix, test_accuracy_per_class, epochs, "
+                             "train_images_per_s (and by epoch), device, amp, cuda_graph, "
+                             "checkpoint (default: none)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="train in bfloat16 autocast: the forward pass and the loss in bf16, "
                              "the weights and the SGD step in fp32. It pays only on hardware "
@@ -213,15 +225,19 @@ def train(gst, step, train_dataloader, total_train_step=0, writer=None,
     return total_train_step
 
 
-def test(gst, test_dataloader, loss_fn, test_data_size):
-    """The course's test step: returns ``(total_test_loss, accuracy)``.
+def test(gst, test_dataloader, loss_fn, test_data_size, num_classes):
+    """The course's test step: returns ``(total_test_loss, accuracy, confusion)``.
 
-    ``total_test_loss`` is the course's number: the sum of every batch's mean loss. Under
-    torchrun each process tests its share of the batches, and both are summed over all of them.
+    ``total_test_loss`` is the course's number: the sum of every batch's mean loss.
+    ``confusion[t, p]`` (beyond the course) counts the test images of class ``t`` predicted as
+    ``p``: its diagonal holds what ``accuracy`` counts, each class on its own. Under torchrun
+    each process tests its share of the batches, and all three are summed over all of them.
     """
     gst.eval()    # 测试模式 / evaluation mode
     total_test_loss = 0
     total_accuracy = 0
+    confusion = torch.zeros(num_classes ** 2, dtype=torch.int64,
+                            device=next(gst.parameters()).device)
     with torch.no_grad():
         for data in test_dataloader:
             imgs, targets = data
@@ -232,8 +248,19 @@ def test(gst, test_dataloader, loss_fn, test_data_size):
             total_test_loss = total_test_loss + loss
             accuracy = (outputs.argmax(1) == targets).sum()
             total_accuracy = total_accuracy + accuracy
+            # each (true, predicted) pair as one number, t * classes + p, counted on the device
+            pairs = targets * num_classes + outputs.argmax(1)
+            confusion += torch.bincount(pairs, minlength=num_classes ** 2)
     total_test_loss, total_accuracy = distributed.sum_all([total_test_loss, total_accuracy])
-    return total_test_loss, total_accuracy / test_data_size
+    confusion = distributed.sum_counts(confusion).view(num_classes, num_classes)
+    return total_test_loss, total_accuracy / test_data_size, confusion
+
+
+def per_class_accuracy(confusion: torch.Tensor, classes: list[str]) -> dict[str, float]:
+    """Each class's accuracy: the share of its test images predicted as it (a class with no
+    test images has none)."""
+    right, images = confusion.diagonal(), confusion.sum(1)
+    return {name: int(r) / int(n) for name, r, n in zip(classes, right, images) if n > 0}
 
 
 def load_data(args):
@@ -265,6 +292,73 @@ def data_source(args, train_data_size: int, test_data_size: int) -> dict:
         source, path = "cifar10", Path(args.data_root).absolute()
     return {"source": source, "path": None if path is None else str(path),
             "train_images": train_data_size, "test_images": test_data_size}
+
+
+def prediction_sample(test_data_size: int) -> torch.Tensor:
+    """The indices of the test images TensorBoard shows each epoch, in order: drawn with
+    :data:`PREDICTION_SEED`, so every epoch, and every run on this test set, shows the same."""
+    generator = torch.Generator().manual_seed(PREDICTION_SEED)
+    return torch.randperm(test_data_size, generator=generator)[:PREDICTION_IMAGES].sort().values
+
+
+def describe_run(writer, args, argv, source: dict, device, world, first_epoch: int,
+                 resumed: dict | None = None) -> None:
+    """Say in TensorBoard what this run is, so that runs named by their start time can be told
+    apart: the command, the data and the settings as text (Text tab, tag ``run``), and one row
+    of the HParams tab: lr, batch size, epochs, momentum, data, device... against the final
+    test accuracy and loss.
+
+    ``resumed``: ``{"from": checkpoint, "args": the settings it was trained with}`` when this
+    goes on in the run's own folder. Its text is added at the epoch it goes on from; its
+    HParams row stays the one the run started with (TensorBoard keeps a run's first), so the
+    text says which settings changed.
+    """
+    where = {"cifar10": f"CIFAR-10 in {source['path']}",
+             "fake-data": "synthetic --fake-data images (not CIFAR-10)",
+             "image-folder": f"the image folder {source['path']}"}[source["source"]]
+    command = cli.command_line(Path(__file__), *argv, launcher=distributed.launcher(world))
+    processes = f" ({world.world_size} processes, torchrun)" if world.launched else ""
+    lines = [f"**command**: `{command}`  ",
+             f"**data**: {where}: {source['train_images']} training and "
+             f"{source['test_images']} test images  ",
+             f"**device**: {device}{processes}  "]
+    hparams = {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
+               "momentum": args.momentum,
+               "data": source["source"] + (f" {Path(source['path']).name}"
+                                           if source["source"] == "image-folder" else ""),
+               "device": device.type, "amp": args.amp, "seed": args.seed,
+               "processes": world.world_size}
+    if resumed is not None:
+        lines.append(f"**resumed** from `{resumed['from']}`, at epoch {first_epoch + 1}  ")
+        changed = [f"{key} {resumed['args'][key]} → {getattr(args, key)}" for key in RESUMED
+                   if key in hparams and key in resumed["args"]
+                   and resumed["args"][key] != getattr(args, key)]
+        if changed:
+            lines.append(f"**changed** from here on: {', '.join(changed)} (the HParams tab "
+                         "shows the settings the run started with)  ")
+    lines += ["", "| setting | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in sorted(vars(args).items())]
+    writer.add_text("run", "\n".join(lines), first_epoch)
+    if resumed is None:
+        add_hparams(writer, hparams, HPARAMS_METRICS)
+
+
+def log_what_it_learned(writer, epoch: int, confusion, classes, gst, test_dataloader,
+                        test_images, shown) -> None:
+    """After a test pass: each class's accuracy (``test_accuracy_per_class/<class>``), the
+    confusion matrix (``test_confusion_matrix``) and the fixed test images ``shown`` with
+    what the model predicts for them (``test_predictions``)."""
+    for name, accuracy in per_class_accuracy(confusion, classes).items():
+        writer.add_scalar(f"test_accuracy_per_class/{name}", accuracy, epoch)
+    writer.add_figure("test_confusion_matrix",
+                      figures.confusion_figure(confusion, classes, f"epoch {epoch + 1}"), epoch)
+    gst.eval()
+    with torch.no_grad():
+        imgs, targets = test_dataloader.batch(shown.to(test_dataloader.images.device))
+        predicted = gst(imgs).argmax(1)
+    writer.add_figure("test_predictions", figures.prediction_grid(
+        test_images[shown], predicted.tolist(), targets.tolist(), classes, f"epoch {epoch + 1}"),
+        epoch)
 
 
 def load_resume(path: Path) -> dict:
@@ -481,6 +575,7 @@ def run(args, argv, given, world, device) -> int:
                                            shuffle=True, generator=generator, **share)
     test_dataloader = data.InMemoryLoader(test_images, test_targets, args.batch_size,
                                           even_steps=False, **share)
+    shown = prediction_sample(test_data_size)    # the test images TensorBoard shows
     log_every = log_interval(len(train_dataloader), args.log_every)
     print(f"train_loss every {log_every} steps ({len(train_dataloader)} steps an epoch)")
     if world.launched:
@@ -541,9 +636,12 @@ def run(args, argv, given, world, device) -> int:
         if state is not None:
             print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epoch}")
         writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
+        describe_run(writer, args, argv, data_source(args, train_data_size, test_data_size),
+                     device, world, start, resumed=None if purge_step is None else
+                     {"from": resume, "args": state.get("args") or {}})
         last_checkpoint = resume if purge_step is not None else None
     epoch_seconds = []     # each epoch's training time, for --metrics
-    total_test_loss = test_accuracy = None
+    total_test_loss = test_accuracy = confusion = None
     i = start
     try:
         for i in range(start, epoch):
@@ -559,7 +657,8 @@ def run(args, argv, given, world, device) -> int:
             epoch_seconds.append(time.perf_counter() - t0)
 
             # 测试步骤开始 / testing
-            total_test_loss, test_accuracy = test(gst, test_dataloader, loss_fn, test_data_size)
+            total_test_loss, test_accuracy, confusion = test(gst, test_dataloader, loss_fn,
+                                                             test_data_size, len(classes))
             if not math.isfinite(total_test_loss):
                 raise Diverged(total_train_step, total_test_loss)
             print("整体测试集上的Loss: {}".format(total_test_loss))
@@ -571,6 +670,9 @@ def run(args, argv, given, world, device) -> int:
             # total_test_step): the step was the loss and total_test_step landed in walltime.
             writer.add_scalar("test_loss", total_test_loss, total_test_step - 1)
             writer.add_scalar("test_accuracy", test_accuracy, total_test_step - 1)
+            # Beyond the course: which classes it gets wrong, and what it says for pictures
+            log_what_it_learned(writer, total_test_step - 1, confusion, classes, gst,
+                                test_dataloader, test_images, shown)
 
             # The course saves the whole model, torch.save(gst, "gst_{}.pth".format(i)): a
             # pickle that needs the class to load and can run code. Here: a plain dict of
@@ -637,6 +739,9 @@ def run(args, argv, given, world, device) -> int:
             "amp": args.amp,
             "cuda_graph": cuda_graph,
             "world_size": world.world_size,
+            "confusion_matrix": None if confusion is None else confusion.tolist(),
+            "test_accuracy_per_class": (None if confusion is None
+                                        else per_class_accuracy(confusion, classes)),
             "weights_sha256_by_rank": [bytes(d).hex() for d in digests],
             "checkpoint": str(last_checkpoint),
         }

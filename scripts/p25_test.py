@@ -9,7 +9,9 @@ test accuracy); then for each image, its original mode and size, and the top-k c
 their probabilities (softmax of the output). A PNG with transparency (RGBA), a grayscale
 (L) or palette (P) image is converted to RGB first, as the course does with
 image.convert('RGB'). An image that is missing or unreadable gets one "error: ..." line,
-the others are still predicted, and the exit status is 1.
+the others are still predicted, and the exit status is 1. TensorBoard (beyond the course):
+run logs/p25_test/<run-id>/ holds one image per picture classified (tag
+predictions/<n>_<file name>): the picture, the 32x32 the network saw, its top-k classes.
 
 The model is the last epoch of the newest p23_train.py run
 (checkpoints/p23_train/<run-id>/gst_<N>.pth) unless --checkpoint names a file: the plain dict
@@ -33,18 +35,20 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from common import checkpoint, cli, runs
+from common import checkpoint, cli, figures, runs
 from common.device import get_device
+from common.writer import make_writer
 # GST is imported by name so that a course-style whole-model pickle made by a script that
 # defined GST itself (pickled as __main__.GST) can find its class here (lesson 22's trap).
 from common.model import CIFAR10_CLASSES, GST
 
 SCRIPT = "p25_test"
 TRAINER = "p23_train"
+THUMBNAIL = 256     # the largest side of a picture as TensorBoard shows it
 
 
 def get_args_parser():
-    parser = cli.parser(__doc__, cli.device_flags(), cli.checkpoint_flags(
+    parser = cli.parser(__doc__, cli.device_flags(), cli.logdir_flags(), cli.checkpoint_flags(
                             "the checkpoints root: with no --checkpoint, the last epoch of the "
                             "newest run in CHECKPOINT_DIR/p23_train/ is loaded "
                             "(default: checkpoints/ in the repository)"), cli.trust_flags(),
@@ -113,14 +117,37 @@ def training_record(obj) -> list[str]:
     return lines
 
 
-def read_image(path: Path, transform) -> tuple[torch.Tensor, str]:
-    """``(tensor [3, 32, 32], description)``; OSError/ValueError if the file is not an image."""
+def read_image(path: Path, transform) -> tuple[torch.Tensor, str, Image.Image]:
+    """``(tensor [3, 32, 32], description, the RGB picture at most THUMBNAIL pixels wide and
+    high)``; OSError/ValueError if the file is not an image."""
     with Image.open(path) as image:
         original = f"{image.format or '?'} {image.mode} {image.width}x{image.height}"
         # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.
         image = image.convert('RGB')
+    picture = image.copy()
+    picture.thumbnail((THUMBNAIL, THUMBNAIL))       # for TensorBoard: a phone photo is huge
     image = transform(image)
-    return image, original
+    return image, original, picture
+
+
+def log_predictions(logdir: Path, seen: list, classes: list[str], checkpoint_path: Path,
+                    record: list[str], normalize) -> None:
+    """One TensorBoard run, ``<logdir>/p25_test/<run-id>/``: each classified picture as one
+    image (tag ``predictions/<n>_<file name>``): the picture, the 32x32 the network saw, its
+    top-k classes with their probabilities; and the checkpoint used, as text."""
+    with make_writer(logdir, SCRIPT) as writer:
+        writer.add_text("checkpoint", f"`{checkpoint_path}`  \n" + "  \n".join(record))
+        width = len(str(len(seen)))
+        for n, (image_path, original, picture, image, top) in enumerate(seen, 1):
+            if normalize is not None:           # back to [0, 1], to show what the network saw
+                mean, std = normalize
+                image = image * std + mean
+            names = [classes[i] for i in top.indices.tolist()]
+            probs = top.values.tolist()
+            figure = figures.topk_figure(picture, image, probs, names,
+                                         f"{image_path}: {names[0]} ({probs[0]:.1%})",
+                                         about=original)
+            writer.add_figure(f"predictions/{n:0{width}d}_{image_path.name}", figure)
 
 
 @cli.entrypoint
@@ -159,10 +186,11 @@ def main(argv=None) -> int:
     transform = torchvision.transforms.Compose(steps)
 
     failed = 0
+    seen = []     # (path, as read, picture, what the network saw, top k): for TensorBoard
     for image_path in args.images:
         # 2. 读取图片 / read the image
         try:
-            image, original = read_image(image_path, transform)
+            image, original, picture = read_image(image_path, transform)
         except FileNotFoundError:
             print(f"error: {image_path}: no such file", file=sys.stderr)
             failed += 1
@@ -186,7 +214,11 @@ def main(argv=None) -> int:
         print(f"{image_path}  ({original} -> RGB 32x32)")
         for rank, (p, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
             print(f"  {rank:>{len(str(k))}}. {classes[idx]:<12} {p:7.2%}")
+        seen.append((image_path, original, picture, image[0].cpu(), top))
 
+    # 4. 写入 TensorBoard / beyond the course: what it saw and said, as pictures
+    if seen:
+        log_predictions(args.logdir, seen, classes, path, record, normalize)
     return cli.EXIT_ERROR if failed else 0
 
 

@@ -129,3 +129,15 @@ def offline(monkeypatch):
 
     monkeypatch.setattr(utils, "_urlretrieve", no_network)
     monkeypatch.setattr("urllib.request.urlopen", no_network)
+
+
+@pytest.fixture(autouse=True)
+def default_outputs(request, tmp_path, monkeypatch):
+    """A script called in a test without --logdir or --checkpoint-dir writes under the test's
+    own folder, never into the repository's logs/ and checkpoints/ (a learner's runs).
+    A test marked ``repository_defaults`` sees the real defaults (and must not write)."""
+    from common import paths
+    if request.node.get_closest_marker("repository_defaults"):
+        return
+    monkeypatch.setattr(paths, "LOGS_DIR", tmp_path / "default-logs")
+    monkeypatch.setattr(paths, "CHECKPOINT_DIR", tmp_path / "default-checkpoints")

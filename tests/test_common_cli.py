@@ -5,6 +5,7 @@ import pytest
 from common import cli, paths
 
 
+@pytest.mark.repository_defaults
 def test_shared_flags_have_one_spelling_and_the_course_defaults():
     p = cli.parser("doc", cli.device_flags(), cli.data_flags(), cli.logdir_flags(),
                    cli.checkpoint_flags(), cli.train_flags())
@@ -17,6 +18,7 @@ def test_shared_flags_have_one_spelling_and_the_course_defaults():
     assert args.fake_data is False and args.num_workers == 0
 
 
+@pytest.mark.repository_defaults
 def test_defaults_resolve_against_the_repository_not_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = cli.parser(None, cli.logdir_flags()).parse_args([])

@@ -170,6 +170,10 @@ def test_two_processes_train_what_one_process_trains_through_a_killed_worker(tmp
     # The processes ended with the same weights, the checkpoint's.
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["world_size"] == 2
+    # each process counted its share of the test set: the confusion matrix holds all 90
+    matrix = m["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 90
+    assert sum(matrix[k][k] for k in range(3)) / 90 == pytest.approx(accuracy[-1])
     assert m["weights_sha256_by_rank"] == [sha256_of_weights(run / "gst_5.pth")] * 2
 
     # A checkpoint written under torchrun goes on in one process, in the same run.

@@ -13,12 +13,20 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import checkpoint, cli, data, writer
+from common import checkpoint, cli, data, paths, writer
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
 from conftest import REPO, load_script, only_run, run_dirs, scalar_tags, scalars
 
 p23 = load_script("p23_train")
+
+
+@pytest.fixture(autouse=True)
+def no_pictures(monkeypatch):
+    """These tests are about training, resuming and files: the per-epoch TensorBoard pictures
+    (half a second an epoch to draw) are tested in test_tensorboard_pictures.py, and drawn
+    for real in the README walk and every subprocess run here."""
+    monkeypatch.setattr(p23, "log_what_it_learned", lambda *args, **kwargs: None)
 
 
 def _paths(tmp_path, name="run"):
@@ -120,7 +128,8 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
     m = json.loads(metrics.read_text())
     assert set(m) == {"test_accuracy", "test_loss", "epochs", "train_images_per_s",
                       "train_images_per_s_by_epoch", "device", "amp", "cuda_graph", "checkpoint",
-                      "world_size", "weights_sha256_by_rank"}
+                      "world_size", "weights_sha256_by_rank", "confusion_matrix",
+                      "test_accuracy_per_class"}
     assert m["world_size"] == 1
     assert m["weights_sha256_by_rank"] == [sha256_of_weights(m["checkpoint"])]
     by_epoch = m["train_images_per_s_by_epoch"]
@@ -360,13 +369,14 @@ def test_ctrl_c_then_resume_equals_an_unbroken_run(tmp_path, monkeypatch, capsys
 
 
 def test_the_printed_resume_command_works_pasted_as_it_is(tmp_path, monkeypatch, capsys):
-    # The quick start's data (2000 synthetic images, batch 64: 32 steps an epoch, train_loss
-    # every 3 steps), 4 epochs, Ctrl-C in epoch 2; the line it prints is run in a shell.
+    # The ants/bees sample (20 training images, batch 4: 5 steps an epoch, train_loss every
+    # step), 4 epochs, Ctrl-C in epoch 2; the line it prints is run in a shell, where the
+    # data and settings come from the checkpoint.
     monkeypatch.chdir(tmp_path)
     with monkeypatch.context() as m:
         _interrupt_in_second_epoch(m)
-        assert p23.main(["--fake-data", "--epochs", "4", "--logdir", "logs",
-                         "--checkpoint-dir", "ckpt"]) == 130
+        assert p23.main(["--image-folder", str(paths.SAMPLE_IMAGE_FOLDER), "--batch-size", "4",
+                         "--epochs", "4", "--logdir", "logs", "--checkpoint-dir", "ckpt"]) == 130
     err = capsys.readouterr().err
     (command,) = re.findall(r"go on with: (.+)$", err, re.M)
     assert " --resume ckpt/p23_train/" in command and command.endswith(
@@ -381,7 +391,7 @@ def test_the_printed_resume_command_works_pasted_as_it_is(tmp_path, monkeypatch,
     (run,) = run_dirs(tmp_path / "logs", "p23_train")
     assert _ckpt_names(tmp_path / "ckpt" / "p23_train" / run.name) == [
         f"gst_{i}.pth" for i in range(4)]
-    assert [s for s, _ in scalars(run, "train_loss")] == list(range(3, 4 * 32 + 1, 3))
+    assert [s for s, _ in scalars(run, "train_loss")] == list(range(1, 4 * 5 + 1))
     assert [s for s, _ in scalars(run, "test_accuracy")] == [0, 1, 2, 3]
 
 

@@ -14,6 +14,13 @@ from conftest import load_script
 
 p25 = load_script("p25_test")
 
+
+@pytest.fixture(autouse=True)
+def no_pictures(monkeypatch):
+    """These tests read p25's printed predictions; its TensorBoard pictures are tested in
+    test_tensorboard_pictures.py."""
+    monkeypatch.setattr(p25, "log_predictions", lambda *args, **kwargs: None)
+
 RED, BLUE = (200, 40, 40), (40, 40, 200)
 
 

@@ -115,7 +115,7 @@ def test_files_land_in_their_own_folders(walk):
     logged = {p.name for p in (copy / "logs").iterdir()}
     assert {"p07_tensorboard", "p08_transforms", "p09_common_transforms", "p10_dataset_transform",
             "p11_dataloader", "p14_conv2d", "p15_maxpool", "p16_nonlinear", "p18_sequential",
-            "p23_train", "p24_train_gpu"} == logged
+            "p23_train", "p24_train_gpu", "p25_test"} == logged
 
 
 def test_the_quick_start_curve_and_accuracy(walk):
