@@ -203,7 +203,8 @@ def test_no_trained_model_names_the_command_that_makes_one(tmp_path, monkeypatch
     from common import data
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
-    assert load_script("p23_train").main([*offline[2:], "--logdir", str(tmp_path / "logs")]) == 0
+    assert load_script("p23_train").main([*offline[2:], "--epochs", "1",
+                                          "--logdir", str(tmp_path / "logs")]) == 0
     capsys.readouterr()
     assert p25.main(args) == 0
     assert capsys.readouterr().out.startswith(f"checkpoint: {tmp_path / 'ck' / 'p23_train'}/")
