@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import warnings
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,19 @@ def _text_style(*texts: str) -> dict:
     when ``texts`` (class names, file names) hold any; else nothing (the default, faster)."""
     if all(text.isascii() for text in texts):
         return {}
+    if not _installed_cjk_fonts():
+        _no_font_note(tuple(text for text in texts if not text.isascii()))
     return {"fontfamily": ["DejaVu Sans", *_installed_cjk_fonts()]}
+
+
+@functools.cache
+def _no_font_note(texts: tuple[str, ...]) -> None:
+    """Say once, instead of matplotlib's warning for every missing glyph of every picture,
+    that the pictures will show boxes for these names, and how to get a font that draws them."""
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+    print(f"note: no font installed here draws {', '.join(texts[:3])}: TensorBoard's pictures "
+          "show boxes for them. Install a CJK font (Debian/Ubuntu: apt install fonts-noto-cjk; "
+          "then rm -rf ~/.cache/matplotlib) to see the names", file=sys.stderr)
 
 
 def confusion_figure(matrix: torch.Tensor, classes: list[str], title: str = "") -> Figure:

@@ -6,11 +6,23 @@ by another run. (A resumed p23 run goes on in its own folder: see :func:`open_wr
 """
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 from pathlib import Path
 
-from torch.utils.tensorboard import SummaryWriter, summary
-
 from common import runs
+from common.cli import UserError
+
+try:
+    from torch.utils.tensorboard import SummaryWriter, summary
+except ImportError as e:      # no tensorboard package: only the lessons that write need it
+    SummaryWriter = summary = None
+    _MISSING = str(e)
+
+# tensorboard 2.20 and older import pkg_resources when the `tensorboard` command starts, and
+# setuptools 81 and later no longer have it (tensorflow/tensorboard#7003): the event files
+# are written all the same, but the viewer stops with "No module named 'pkg_resources'".
+FIRST_TENSORBOARD_WITHOUT_PKG_RESOURCES = (2, 21)
 
 # The course prints and logs the training loss every 100 steps: a CIFAR-10 epoch at batch 64
 # has 782. A small set (--fake-data: 32 steps an epoch) would draw one point in five epochs,
@@ -35,12 +47,40 @@ def open_writer(run_dir: Path, logdir: Path, *, purge_step: int | None = None) -
     ``purge_step``: a resumed run's first step. TensorBoard then hides what the interrupted
     run logged at that step and after, so the curve goes on as one line.
     """
+    need_tensorboard()
     print(f"TensorBoard run: {run_dir}  (view: tensorboard --logdir {logdir})")
+    if (problem := viewer_problem()) is not None:
+        print(f"note: {problem}")
     return SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+
+
+def need_tensorboard() -> None:
+    """Stop with one line, before any folder is made, if the tensorboard package is missing."""
+    if SummaryWriter is None:
+        raise UserError(f"TensorBoard is not installed in this Python ({_MISSING}): "
+                        "pip install -r requirements.txt")
+
+
+def viewer_problem() -> str | None:
+    """Why ``tensorboard --logdir`` would not start in this Python, for the known cause (see
+    :data:`FIRST_TENSORBOARD_WITHOUT_PKG_RESOURCES`), and the fix; None when it would."""
+    try:
+        version = importlib.metadata.version("tensorboard")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if numbers < FIRST_TENSORBOARD_WITHOUT_PKG_RESOURCES \
+            and importlib.util.find_spec("pkg_resources") is None:
+        fixed = ".".join(map(str, FIRST_TENSORBOARD_WITHOUT_PKG_RESOURCES))
+        return (f"the tensorboard command will stop with \"No module named 'pkg_resources'\": "
+                f"tensorboard {version} needs it and this environment's setuptools no longer "
+                f"has it. Fix: pip install -U \"tensorboard>={fixed}\"")
+    return None
 
 
 def make_writer(logdir: Path, script: str, run_id: str | None = None) -> SummaryWriter:
     """A ``SummaryWriter`` for a new run of ``script``; ``run_id`` defaults to the time."""
+    need_tensorboard()
     _, (run_dir,) = runs.new_run(script, logdir, run_id=run_id)
     return open_writer(run_dir, logdir)
 
@@ -60,3 +100,9 @@ def add_hparams(writer: SummaryWriter, hparams: dict, metrics: list[str]) -> Non
     file_writer = writer._get_file_writer()
     file_writer.add_summary(experiment)
     file_writer.add_summary(session_start)
+
+
+def end_hparams(writer: SummaryWriter) -> None:
+    """Mark ``writer``'s HParams entry finished (status "success"): a run stopped before its
+    last epoch stays "unknown" in the HParams table until a resume finishes it."""
+    writer._get_file_writer().add_summary(summary.hparams({}, {})[2])

@@ -61,9 +61,10 @@ def start_tensorboard(logdir: Path, port: int) -> subprocess.Popen:
                                                            os.environ.get("PATH", "")]))
     if exe is None:
         raise SystemExit("error: no tensorboard executable: pip install -r requirements.txt")
-    server = subprocess.Popen([exe, "--logdir", str(logdir), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    # run beside the folder and name it as the README does (its panel shows "logs", not a path)
+    server = subprocess.Popen([exe, "--logdir", logdir.name, "--host", "127.0.0.1",
+                               "--port", str(port)], cwd=logdir.resolve().parent,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     end = time.monotonic() + WAIT_S
     while time.monotonic() < end:
         if server.poll() is not None:

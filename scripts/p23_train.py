@@ -68,7 +68,7 @@ from common import step as common_step
 from common.device import fast_bf16, get_device, synchronize
 from common.model import GST
 from common.writer import (LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, add_hparams,
-                           log_interval, open_writer)
+                           end_hparams, log_interval, need_tensorboard, open_writer)
 
 SCRIPT = "p23_train"
 # What --resume takes from the checkpoint: the run's data and training settings. Where the
@@ -529,6 +529,7 @@ def run(args, argv, given, world, device) -> int:
                 f"{resume} has trained {state['epoch'] + 1} epochs, and --epochs {args.epochs} "
                 f"asks for no more: nothing to train (add --epochs N, more than "
                 f"{state['epoch'] + 1}, to go on)")
+    need_tensorboard()            # before any work: it logs every epoch
     data.announce_synthetic(args)
     cuda_graph = args.cuda_graph and device.type == "cuda" and not world.launched
     if args.cuda_graph and not cuda_graph and "cuda_graph" in given:
@@ -699,6 +700,8 @@ def run(args, argv, given, world, device) -> int:
             }, run_ckpt / "gst_{}.pth".format(i))
             writer.flush()        # this epoch's points on disk with its checkpoint
             print("模型已保存 / saved {}".format(last_checkpoint))
+        if world.is_main:
+            end_hparams(writer)     # every epoch trained: "success" in the HParams table
         digests = distributed.gather(weights_digest(gst))
     except Diverged as e:
         # What was saved before is intact, but the weights were already running away: the way

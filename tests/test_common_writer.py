@@ -1,6 +1,12 @@
-from conftest import events, scalars
+import importlib.metadata
+import importlib.util
+import subprocess
+import sys
+
+import pytest
 
 from common import writer
+from conftest import REPO, events, load_script, only_run, scalars
 
 
 def test_make_writer_never_reuses_a_run_folder(tmp_path, capsys):
@@ -36,3 +42,49 @@ def test_default_run_id_is_a_timestamp_and_runs_do_not_mix(tmp_path, capsys):
     assert all(len(scalars(r, "y")) == 1 for r in runs)
     assert f"tensorboard --logdir {tmp_path}" in capsys.readouterr().out
     assert "y" in events(runs[0]).Tags()["scalars"]
+
+
+@pytest.mark.parametrize("version, has_pkg_resources, broken", [
+    ("2.20.0", False, True),        # the 2026 break: tensorboard 2.20 with setuptools >= 81
+    ("2.19.1", False, True),
+    ("2.20.0", True, False),        # an older setuptools still has pkg_resources
+    ("2.21.0", False, False),       # fixed: no pkg_resources import
+    ("2.22.0rc1", False, False),
+])
+def test_viewer_problem_names_the_pkg_resources_break_and_its_fix(monkeypatch, version,
+                                                                   has_pkg_resources, broken):
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: version)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        (object() if has_pkg_resources else None) if name == "pkg_resources"
+        else real_find_spec(name, *a)))
+    problem = writer.viewer_problem()
+    if not broken:
+        assert problem is None
+    else:
+        assert problem == (f"the tensorboard command will stop with \"No module named "
+                           f"'pkg_resources'\": tensorboard {version} needs it and this "
+                           "environment's setuptools no longer has it. Fix: pip install -U "
+                           "\"tensorboard>=2.21\"")
+
+
+def test_a_lesson_still_writes_and_says_how_to_fix_the_viewer(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(writer, "viewer_problem", lambda: "the tensorboard command will stop")
+    p07 = load_script("p07_tensorboard")
+    assert p07.main(["--logdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("TensorBoard run: ") and out[1] == "note: the tensorboard command will stop"
+    assert scalars(only_run(tmp_path, "p07_tensorboard"), "y=2x")[-1] == (99, 198)
+
+
+def test_without_the_tensorboard_package_a_lesson_is_one_error_line(tmp_path):
+    # tensorboard blocked from importing, as in an environment without it
+    code = ("import runpy, sys; sys.modules['tensorboard'] = None; "
+            f"sys.argv = ['p07_tensorboard.py', '--logdir', {str(tmp_path)!r}]; "
+            f"runpy.run_path({str(REPO / 'scripts' / 'p07_tensorboard.py')!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: TensorBoard is not installed in this Python (")
+    assert done.stderr.endswith("): pip install -r requirements.txt\n")
+    assert done.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []

@@ -7,17 +7,24 @@ table and this test can't drift apart. They run in one Python process started in
 imported once; the copy's own `common/` is the one imported, and every default path (logs/,
 checkpoints/, dataset/) is the copy's.
 """
+import io
 import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 
 import pytest
+from PIL import Image
 
-from common import data
+from common import data, figures
+from common.model import CIFAR10_CLASSES
 from conftest import REPO, events
 
 DRIVER = r"""
@@ -142,3 +149,125 @@ def test_p25_loads_the_p23_model_not_a_p22_file(walk):
                                    "no photographs), 10 epochs; test accuracy ")
         assert lines[2].startswith("note: this model has only ever seen --fake-data's")
         assert re.fullmatch(r"  1\. \w+ +[\d.]+%", lines[4])
+
+
+# --- the third command a learner runs: `tensorboard --logdir logs`, for real -----------------
+
+TENSORBOARD = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = response.read()
+    return json.loads(body) if response.headers.get_content_type() == "application/json" else body
+
+
+def _post(url: str, body: dict):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def served(walk, tmp_path_factory):
+    """TensorBoard started as the README says, `tensorboard --logdir logs` in the copy's root,
+    on a free 127.0.0.1 port, after the walk and one more lesson run from another working
+    directory (which writes into the repository's logs/ all the same). Stopped afterwards."""
+    if TENSORBOARD is None:
+        pytest.skip("no tensorboard executable beside this Python (pip install -r requirements.txt)")
+    copy, _, _ = walk
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    done = subprocess.run([sys.executable, str(copy / "scripts" / "p07_tensorboard.py")],
+                          cwd=elsewhere, env=dict(os.environ, PYTHONPATH=str(copy)),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(elsewhere.iterdir()) == []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([TENSORBOARD, "--logdir", "logs", "--host", "127.0.0.1",
+                               "--port", str(port)], cwd=copy, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    runs = sum(1 for script in (copy / "logs").iterdir() for _ in script.iterdir())
+
+    def loaded() -> bool:      # every run listed, and the last one's last points read
+        if len(_get(f"{base}/data/runs")) < runs:
+            return False
+        tags = _get(f"{base}/data/plugin/scalars/tags")
+        p23 = [r for r in tags if r.startswith("p23_train/")]
+        query = urllib.parse.urlencode({"run": p23[0], "tag": "test_accuracy"}) if p23 else ""
+        return bool(p23) and len(_get(f"{base}/data/plugin/scalars/scalars?{query}")) == 10
+
+    try:
+        end = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"tensorboard stopped: {server.stderr.read()}"
+            try:
+                if loaded():
+                    break
+            except (OSError, ValueError):
+                pass
+            assert time.monotonic() < end, "tensorboard did not serve the runs in 60 s"
+            time.sleep(0.5)
+        yield copy, base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_tensorboard_serves_every_lessons_run_by_its_script_and_run_id(served):
+    copy, base = served
+    runs = _get(f"{base}/data/runs")
+    on_disk = sorted(f"{script.name}/{run.name}" for script in (copy / "logs").iterdir()
+                     for run in script.iterdir())
+    assert sorted(runs) == on_disk
+    assert sum(r.startswith("p07_tensorboard/") for r in runs) == 2     # the walk's, and ours
+    assert {r.split("/")[0] for r in runs} >= {"p07_tensorboard", "p23_train", "p25_test"}
+
+
+def test_tensorboard_serves_the_course_tags_with_the_values_written(served, walk):
+    copy, base = served
+    _, _, result = walk
+    scalars_tags = _get(f"{base}/data/plugin/scalars/tags")
+    images_tags = _get(f"{base}/data/plugin/images/tags")
+    (p23,) = [r for r in scalars_tags if r.startswith("p23_train/")]
+    assert {"train_loss", "test_loss", "test_accuracy"} <= set(scalars_tags[p23])
+    assert {f"test_accuracy_per_class/{c}" for c in CIFAR10_CLASSES} <= set(scalars_tags[p23])
+    assert set(images_tags[p23]) == {"test_confusion_matrix", "test_predictions"}
+    # the values: what p23 printed, epoch by epoch
+    (out,) = [r["out"] for r in result["results"] if "p23_train.py" in r["command"]]
+    printed = [float(a) for a in re.findall(r"整体测试集上的正确率: ([\d.]+)", out)]
+    query = urllib.parse.urlencode({"run": p23, "tag": "test_accuracy"})
+    served_points = _get(f"{base}/data/plugin/scalars/scalars?{query}")
+    assert [step for _, step, _ in served_points] == list(range(10))
+    assert [value for _, _, value in served_points] == pytest.approx(printed)
+    # lesson 07's line y = 2x and its image, as the course draws them
+    for run in (r for r in scalars_tags if r.startswith("p07_tensorboard/")):
+        query = urllib.parse.urlencode({"run": run, "tag": "y=2x"})
+        assert [(s, v) for _, s, v in _get(f"{base}/data/plugin/scalars/scalars?{query}")] == \
+            [(i, 2 * i) for i in range(100)]
+        assert "test" in images_tags[run]
+    # the confusion matrix of the last epoch, as a PNG of the figure's size
+    query = urllib.parse.urlencode({"run": p23, "tag": "test_confusion_matrix", "sample": 0})
+    entries = _get(f"{base}/data/plugin/images/images?{query}")
+    assert [e["step"] for e in entries] == list(range(10))
+    png = _get(f"{base}/data/plugin/images/individualImage?{entries[-1]['query']}")
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == tuple(round(x * figures.DPI) for x in figures.CONFUSION_INCHES)
+
+
+def test_tensorboard_hparams_tab_has_one_row_per_training_run(served):
+    _, base = served
+    groups = _post(f"{base}/data/plugin/hparams/session_groups", {
+        "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS",
+                                                  "STATUS_FAILURE", "STATUS_RUNNING"],
+        "colParams": [], "startIndex": 0, "sliceSize": 100})["sessionGroups"]
+    (row,) = groups
+    assert row["name"].startswith("p23_train/")
+    assert row["hparams"]["data"] == "fake-data" and row["hparams"]["lr"] == 0.01
+    assert row["hparams"]["epochs"] == 10 and row["hparams"]["batch_size"] == 64
+    metrics = {m["name"]["tag"]: m for m in row["metricValues"]}
+    assert set(metrics) == {"test_accuracy", "test_loss"}
+    assert metrics["test_accuracy"]["trainingStep"] == 9        # the last epoch's value

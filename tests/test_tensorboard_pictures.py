@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
@@ -164,6 +164,40 @@ def test_the_run_says_what_it_is_in_text_and_hparams_in_its_own_folder(trained):
                        "data": "fake-data", "device": "cpu", "amp": "False", "seed": 0,
                        "processes": 1}
     assert metrics == ["test_accuracy", "test_loss"]      # the run's own per-epoch tags
+    end = plugin_data_pb2.HParamsPluginData.FromString(
+        acc.SummaryMetadata("_hparams_/session_end_info").plugin_data.content)
+    assert end.session_end_info.status == api_pb2.STATUS_SUCCESS     # every epoch trained
+
+
+def test_a_run_stopped_early_has_no_end_in_hparams(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    real_save = p23.checkpoint.save
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        raise KeyboardInterrupt                 # Ctrl-C right after the first epoch's save
+
+    monkeypatch.setattr(p23.checkpoint, "save", save_then_stop)
+    assert p23.main(["--fake-data", "--epochs", "3", "--device", "cpu", "--logdir",
+                     str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ckpt")]) == 130
+    acc = events(only_run(tmp_path / "logs", "p23_train"))
+    assert set(acc.PluginTagToContent("hparams")) == {"_hparams_/experiment",
+                                                      "_hparams_/session_start_info"}
+
+
+def test_class_names_no_installed_font_draws_get_one_note_not_a_warning_per_glyph(
+        monkeypatch, capsys, recwarn):
+    from torch.utils.tensorboard._utils import figure_to_image
+    monkeypatch.setattr(figures, "_installed_cjk_fonts", lambda: ())
+    figures._no_font_note.cache_clear()
+    for _ in range(2):
+        figure_to_image(figures.confusion_figure(torch.eye(2, dtype=torch.int64) * 3,
+                                                 ["蚂蚁", "蜜蜂"]))
+    err = capsys.readouterr().err
+    assert err.count("note: no font installed here draws 蚂蚁, 蜜蜂: TensorBoard's pictures "
+                     "show boxes for them. Install a CJK font") == 1
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
 
 
 def test_a_resumed_run_adds_its_text_and_keeps_one_hparams_entry(trained, tmp_path):
