@@ -34,7 +34,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "docs" / "tensorboard.png"
 QUICK_START = ["scripts/p23_train.py", "--fake-data", "--seed", "0"]
-# What a learner should find: the accuracy curve, the confusion matrix, the predictions.
+# What a learner should find: the IMAGES tab filtered to test_, i.e. the confusion matrix and
+# the prediction grid (the curves are in the README's words).
 TAGS = "test_"
 WIDTH, HEIGHT = 1300, 800
 # every <img> of the page, inside the web components' shadow roots too
@@ -145,7 +146,8 @@ class Chromium:
 
 
 def photograph(port: int, chromium: str) -> bytes:
-    """The PNG of TensorBoard's Time Series dashboard, once its cards have drawn."""
+    """The PNG of TensorBoard's IMAGES tab filtered to :data:`TAGS`, once its pictures have
+    loaded."""
     url = f"http://127.0.0.1:{port}/#images&tagFilter={urllib.parse.quote(TAGS)}"
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = Chromium(chromium, Path(profile))
