@@ -26,7 +26,7 @@ def course_step(gst, loss_fn, optimizer, imgs, targets, amp=False):
     return loss
 
 
-def setup(device, momentum=0.9, n=14 * 64 + 16, memory_format=torch.contiguous_format):
+def training_setup(device, momentum=0.9, n=14 * 64 + 16, memory_format=torch.contiguous_format):
     """GST + SGD on ``device``, and a shuffled loader of ``n`` random images (a partial batch)."""
     torch.manual_seed(0)
     gst = GST().to(device, memory_format=memory_format)
@@ -60,23 +60,23 @@ def trained(gst, optimizer, loader, step, epochs=2, amp=False):
 
 
 def test_sample_batches_are_one_of_each_size_and_draw_no_shuffle(tmp_path):
-    _, _, loader = setup("cpu", n=100)
+    _, _, loader = training_setup("cpu", n=100)
     state = loader.generator.get_state()
     (full, full_t), (last, last_t) = loader.sample_batches()
     assert full.shape == (64, 3, 32, 32) and last.shape == (100 - 64, 3, 32, 32)
     assert full.dtype == torch.float32 and full_t.tolist() == loader.targets[:64].tolist()
     assert torch.equal(full, loader.images[:64].float() / 255)
     assert torch.equal(loader.generator.get_state(), state)     # the shuffle order untouched
-    _, _, even = setup("cpu", n=128)
+    _, _, even = training_setup("cpu", n=128)
     assert [b[0].shape[0] for b in even.sample_batches()] == [64]
-    _, _, small = setup("cpu", n=10)
+    _, _, small = training_setup("cpu", n=10)
     assert [b[0].shape[0] for b in small.sample_batches()] == [10]
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("already_trained", [False, True])
 def test_prepare_puts_weights_and_momentum_back_exactly(momentum, already_trained):
-    gst, optimizer, loader = setup("cpu", momentum=momentum, n=100)
+    gst, optimizer, loader = training_setup("cpu", momentum=momentum, n=100)
     step_fn = functools.partial(course_step, gst, nn.CrossEntropyLoss(), optimizer)
     if already_trained:                      # a resumed run: momentum buffers exist already
         trained(gst, optimizer, loader, None, epochs=1)
@@ -96,7 +96,7 @@ def test_prepare_puts_weights_and_momentum_back_exactly(momentum, already_traine
 
 
 def test_a_prepared_run_equals_the_course_loop_bit_for_bit():
-    gst, optimizer, loader = setup("cpu", n=4 * 64 + 16)
+    gst, optimizer, loader = training_setup("cpu", n=4 * 64 + 16)
     oracle_gst, oracle_opt = copy.deepcopy(gst), None
     oracle_opt = torch.optim.SGD(oracle_gst.parameters(), lr=0.05, momentum=0.9)
     oracle_loader = copy.deepcopy(loader)
@@ -111,7 +111,7 @@ def test_a_prepared_run_equals_the_course_loop_bit_for_bit():
 
 
 def test_an_unknown_new_optimizer_state_is_refused_not_silently_kept():
-    gst, _, loader = setup("cpu", n=64)
+    gst, _, loader = training_setup("cpu", n=64)
     adam = torch.optim.Adam(gst.parameters())
     step_fn = functools.partial(course_step, gst, nn.CrossEntropyLoss(), adam)
     with pytest.raises(ValueError, match="cannot undo the warm-up's new optimizer state"):
@@ -127,7 +127,7 @@ def test_cuda_graph_trains_as_the_eager_loop(memory_format, amp, rtol, monkeypat
     """30 graphed steps and 30 eager ones (2 epochs of 14 full batches and a partial one),
     momentum 0.9, from the same weights on the same batches: the same weights at the end."""
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)   # no atomics' noise
-    gst, optimizer, loader = setup("cuda", memory_format=memory_format)
+    gst, optimizer, loader = training_setup("cuda", memory_format=memory_format)
     oracle_gst = copy.deepcopy(gst)
     oracle_opt = torch.optim.SGD(oracle_gst.parameters(), lr=0.05, momentum=0.9)
     oracle_loader = copy.deepcopy(loader)
@@ -163,7 +163,7 @@ def test_cuda_graph_trains_as_the_eager_loop(memory_format, amp, rtol, monkeypat
 
 @cuda
 def test_cuda_graph_step_makes_no_host_sync():
-    gst, optimizer, loader = setup("cuda")
+    gst, optimizer, loader = training_setup("cuda")
     step_fn = functools.partial(course_step, gst, nn.CrossEntropyLoss(), optimizer)
     step = common_step.prepare(step_fn, gst, optimizer, loader.sample_batches(),
                                cuda_graph=True)
