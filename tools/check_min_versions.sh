@@ -11,9 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv-min}
 mapfile -t pins < <(sed -n 's/^\([A-Za-z0-9_.-]*\)>=\([0-9][^ ;#]*\).*/\1==\2/p' requirements.txt)
+python=${PYTHON:-python3}
+if ! command -v "$python" > /dev/null; then
+    echo "error: no Python named $python here (PYTHON=...)" >&2
+    exit 1
+fi
 if [ -z "${REUSE:-}" ] || [ ! -x "$venv/bin/python" ]; then
     rm -rf "$venv"
-    "${PYTHON:-python3}" -m venv "$venv"
+    "$python" -m venv "$venv"
     . "$venv/bin/activate"
     echo "installing the floors: ${pins[*]}"
     pip install "${pins[@]}"
