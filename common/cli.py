@@ -56,6 +56,14 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
             except (OSError, ValueError, AttributeError):
                 pass
             return EXIT_ERROR
+        except OSError as e:     # after BrokenPipeError, itself an OSError
+            # A write that failed where no line of ours says so (common/disk words the rest).
+            from common import disk
+            if e.errno not in disk.ONLY_WRITES:
+                raise
+            print(f"error: {_which_process()}{disk.failed(e.filename and Path(e.filename), e)}",
+                  file=sys.stderr)
+            return EXIT_ERROR
 
     return wrapper
 
@@ -229,17 +237,6 @@ def parser(doc: str | None, *parents: argparse.ArgumentParser) -> argparse.Argum
     """The script's parser: its docstring as the description, the shared flags as parents."""
     return _Parser(description=doc, parents=list(parents),
                    formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
-def make_dir(path: Path) -> Path:
-    """``mkdir -p`` for a folder the user named; a path through a file, or a place that can't be
-    written, is one :class:`UserError` line instead of a traceback."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the folder {path}: {e.strerror or e}") from None
-    return path
 
 
 def reason(e: BaseException) -> str:

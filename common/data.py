@@ -32,7 +32,8 @@ from torchvision.datasets import CIFAR10, ImageFolder, VisionDataset
 from torchvision.datasets.utils import check_integrity, extract_archive
 
 from common.download import fetch, partial_path
-from common.cli import UserError, make_dir, reason
+from common.cli import UserError, reason
+from common import disk
 from common.model import CIFAR10_CLASSES
 
 # Sizes of the synthetic train and test sets: small enough for a laptop CPU in seconds.
@@ -47,6 +48,12 @@ CIFAR10_MIRRORS = ("https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",
 MIRROR_ENV = "CIFAR10_MIRROR"
 # Held while CIFAR-10 is fetched and unpacked into a --data-root (a hidden file left there).
 DOWNLOAD_LOCK = ".cifar-10-download.lock"
+# Disk space a download takes: the archive (torchvision's file is 170,498,071 bytes), and what
+# it unpacks to (six pickled batches of 10000 images, 3073 bytes each, with their file names:
+# about 186 MB; 190 MB leaves a margin). The archive stays beside its unpacked copy.
+CIFAR10_ARCHIVE_BYTES = 170_498_071
+CIFAR10_UNPACKED_BYTES = 190_000_000
+DATA_ROOT = "--data-root DIR"      # how to put CIFAR-10 elsewhere, in an error's hint
 
 
 def cifar10_sources(mirrors=()) -> list[str]:
@@ -111,7 +118,7 @@ def _download_lock(root: Path):
     processes of a torchrun launch, or two runs started together, share ``--data-root``."""
     lock = FileLock(root / DOWNLOAD_LOCK)
     for attempt in range(10):
-        make_dir(root)
+        disk.need_writable(root, DATA_ROOT)
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -150,10 +157,15 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
             archive.unlink()               # keep the longer of the two
         else:
             os.replace(archive, part)
+    part = partial_path(archive)
+    have = part.stat().st_size if part.exists() else 0          # resumed, not fetched again
+    needed = CIFAR10_UNPACKED_BYTES + (0 if archive.exists() else CIFAR10_ARCHIVE_BYTES - have)
+    disk.need_space(root, needed, "CIFAR-10 (its archive, 170.5 MB, and its unpacked copy, "
+                                  "about 186 MB)" if not archive.exists() else
+                    f"CIFAR-10 unpacked from {archive.name} (about 186 MB)", DATA_ROOT)
     if not archive.exists():
-        make_dir(root)
         sources = cifar10_sources(mirrors)
-        got, failures = fetch(sources, archive, md5)
+        got, failures = fetch(sources, archive, md5, option=DATA_ROOT)
         if got is None:
             tried = "; ".join(f"{url} ({why})" for url, why in failures)
             part = partial_path(archive)
@@ -175,6 +187,10 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
             shutil.rmtree(folder)
         os.replace(unpacking / CIFAR10.base_folder, folder)
     except (OSError, tarfile.TarError) as e:
+        if disk.is_write_failure(e):      # a full disk: nothing half-unpacked is left
+            e.filename = None             # (a file in the temporary folder, now gone)
+            raise disk.failed(root / CIFAR10.base_folder, e, DATA_ROOT).with_hint(
+                f"{archive.name} is whole and the next run unpacks it") from None
         raise UserError(f"cannot unpack {archive}: {reason(e)}") from None
     finally:
         shutil.rmtree(unpacking, ignore_errors=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 from torchvision.datasets.utils import check_integrity
 from tqdm import tqdm
 
+from common import disk
 from common.cli import reason
 
 TIMEOUT = 30.0            # seconds without a byte (connect, or any read) before a source is dropped
@@ -49,14 +50,16 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def fetch(urls: list[str], dest: Path, md5: str, *, timeout: float | None = None
-          ) -> tuple[Path | None, list[tuple[str, str]]]:
+def fetch(urls: list[str], dest: Path, md5: str, *, timeout: float | None = None,
+          option: str | None = None) -> tuple[Path | None, list[tuple[str, str]]]:
     """Download ``dest`` from the first of ``urls`` that gives a file with this ``md5``.
 
     Returns ``(dest, failures)`` on success, ``(None, failures)`` when every source failed;
     ``failures`` lists ``(url, why)`` for each source that was tried and failed. A partial
     download stays in :func:`partial_path` for the next try; Ctrl-C (KeyboardInterrupt) is
-    passed on at once, with the partial file flushed and kept.
+    passed on at once, with the partial file flushed and kept. A write that fails (a full
+    disk) is one :class:`~common.disk.WriteError` line, its hint naming ``option`` (how to
+    download elsewhere); the partial file is kept for the next try.
     """
     dest = Path(dest)
     part = partial_path(dest)
@@ -65,11 +68,11 @@ def fetch(urls: list[str], dest: Path, md5: str, *, timeout: float | None = None
         timing = dict(timeout=timeout if timeout is not None else TIMEOUT,
                       give_up_when_slow=i < len(urls) - 1)   # the last source may crawl
         try:
-            resumed = _download(url, part, **timing)
+            resumed = _write_failures_said(_download, url, part, option, **timing)
             whole = check_integrity(str(part), md5)
             if not whole and resumed:
                 part.unlink()          # the bad bytes may be older than this source:
-                _download(url, part, **timing)               # once more, from byte 0
+                _write_failures_said(_download, url, part, option, **timing)   # from byte 0
                 whole = check_integrity(str(part), md5)
         except SourceFailed as e:
             failures.append((url, str(e)))
@@ -135,6 +138,19 @@ def _download(url: str, part: Path, timeout: float, give_up_when_slow: bool = Fa
                 raise SourceFailed(f"the connection closed after {_size(f.tell())} of "
                                    f"{_size(total)}")
     return resumed
+
+
+def _write_failures_said(download, url: str, part: Path, option: str | None, **timing) -> bool:
+    """``download(url, part)``, with a failed write of ``part`` as one line: no other source
+    can help with a full disk."""
+    try:
+        return download(url, part, **timing)
+    except OSError as e:
+        if not disk.is_write_failure(e):
+            raise
+        kept = part.stat().st_size if part.exists() else 0
+        raise disk.failed(part, e, option).with_hint(
+            f"{part.name} keeps {_size(kept)} for the next run to resume") from None
 
 
 def _range_start(response) -> int | None:

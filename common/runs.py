@@ -11,7 +11,9 @@ import re
 import time
 from pathlib import Path
 
-from common.cli import UserError, make_dir
+from common.cli import UserError
+from common import disk
+from common.disk import make_dir
 
 _EPOCH = re.compile(r"_(\d+)\.pth$")
 
@@ -30,12 +32,16 @@ def new_run(script: str, *roots: Path, run_id: str | None = None) -> tuple[str, 
         made: list[Path] = []
         try:
             for base in bases:
-                (base / candidate).mkdir()
+                # parents=True: remade if another run's check (disk.need_writable) has just
+                # removed the empty base it made; an existing id still raises FileExistsError
+                (base / candidate).mkdir(parents=True)
                 made.append(base / candidate)
             return candidate, made
         except FileExistsError:
             for folder in made:          # taken in one root: free the others, try the next id
                 folder.rmdir()
+        except OSError as e:
+            raise disk.failed(base / candidate, e) from None
     raise RuntimeError(f"no free run id under {', '.join(map(str, bases))}")
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import sys
+import threading
 from pathlib import Path
 
-from common import runs
+from common import disk, runs
 from common.cli import UserError
 
 try:
@@ -42,7 +44,7 @@ def log_interval(steps_per_epoch: int, log_every: int | None = None) -> int:
 
 
 def open_writer(run_dir: Path, logdir: Path, *, purge_step: int | None = None) -> SummaryWriter:
-    """A ``SummaryWriter`` on ``run_dir``; prints where it writes.
+    """A ``SummaryWriter`` (a :class:`RunWriter`) on ``run_dir``; prints where it writes.
 
     ``purge_step``: a resumed run's first step. TensorBoard then hides what the interrupted
     run logged at that step and after, so the curve goes on as one line.
@@ -51,7 +53,80 @@ def open_writer(run_dir: Path, logdir: Path, *, purge_step: int | None = None) -
     print(f"TensorBoard run: {run_dir}  (view: tensorboard --logdir {logdir})")
     if (problem := viewer_problem()) is not None:
         print(f"note: {problem}")
-    return SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+    _quiet_writer_threads()
+    try:
+        return RunWriter(log_dir=str(run_dir), purge_step=purge_step)
+    except OSError as e:
+        if not disk.is_write_failure(e):
+            raise
+        raise disk.failed(run_dir, e, "--logdir DIR") from None
+
+
+if SummaryWriter is not None:
+    class RunWriter(SummaryWriter):
+        """A ``SummaryWriter`` whose failed write is one line: :class:`~common.disk.WriteError`.
+
+        TensorBoard writes the event file in a thread of its own. When a write fails there
+        (a full disk, a file-size limit), the next ``add_*``, ``flush`` or ``close`` raises
+        that ``OSError`` in the script, with no file name; here it is the event file's
+        ``cannot write <file>: <cause>; ...``, so no curve is lost without a word.
+        """
+
+        def _get_file_writer(self):
+            file_writer = super()._get_file_writer()
+            events = file_writer.event_writer
+            if not getattr(events, "_one_line_errors", False):
+                for name in ("add_event", "flush", "close"):
+                    setattr(events, name, _one_line(getattr(events, name), events))
+                events._one_line_errors = True
+            return file_writer
+
+
+def _one_line(method, events):
+    def call(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except OSError as e:
+            if not disk.is_write_failure(e):
+                raise
+            e.filename = None
+            where = getattr(events, "_file_name", None) or events.get_logdir()
+            raise disk.failed(Path(where), e, "--logdir DIR") from None
+    return call
+
+
+def close(writer: SummaryWriter | None) -> None:
+    """``writer.close()`` in a ``finally:``: its failed write is one line, or, while another
+    error is already on its way out, nothing (that error is the one to show)."""
+    if writer is None:
+        return
+    already_failing = sys.exc_info()[1] is not None
+    try:
+        writer.close()
+    except disk.WriteError:
+        if not already_failing:
+            raise
+
+
+_hook_installed = False
+
+
+def _quiet_writer_threads() -> None:
+    """No traceback from TensorBoard's writer thread when its write fails: the failure comes
+    back in the main thread at the next write, which says it in one line (:func:`write_failure`)."""
+    global _hook_installed
+    if _hook_installed:
+        return
+    previous = threading.excepthook
+
+    def hook(args):
+        if type(args.thread).__name__ == "_AsyncWriterThread" \
+                and disk.is_write_failure(args.exc_value):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    _hook_installed = True
 
 
 def need_tensorboard() -> None:
@@ -81,6 +156,7 @@ def viewer_problem() -> str | None:
 def make_writer(logdir: Path, script: str, run_id: str | None = None) -> SummaryWriter:
     """A ``SummaryWriter`` for a new run of ``script``; ``run_id`` defaults to the time."""
     need_tensorboard()
+    disk.need_writable(Path(logdir) / script, "--logdir DIR")
     _, (run_dir,) = runs.new_run(script, logdir, run_id=run_id)
     return open_writer(run_dir, logdir)
 

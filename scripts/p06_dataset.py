@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
-from common import cli, paths
+from common import cli, disk, paths
 from common.cli import UserError
 from common.data import open_image
 
@@ -90,11 +90,16 @@ def write_label_files(root_dir: str, target_dir: str) -> tuple[str, list[str]]:
     label = target_dir.split('_')[0]                  # "ants_image" -> "ants"
     out_dir = "_".join([label, "label"])              # -> "ants_label"
     # The course's loop assumes ants_label/ exists (open(..., 'w') fails otherwise).
-    os.makedirs(os.path.join(root_dir, out_dir), exist_ok=True)
+    disk.make_dir(os.path.join(root_dir, out_dir), "--practice-folder DIR")
     for i in img_path:
         file_name = i.split('.jpg')[0]
-        with open(os.path.join(root_dir, out_dir, "{}.txt".format(file_name)), 'w') as f:
-            f.write(label)
+        label_path = os.path.join(root_dir, out_dir, "{}.txt".format(file_name))
+        try:
+            with open(label_path, 'w') as f:
+                f.write(label)
+        except OSError as e:     # a full disk, a read-only folder: no empty label file left
+            Path(label_path).unlink(missing_ok=True)
+            raise disk.failed(Path(label_path), e, "--practice-folder DIR") from None
     return out_dir, img_path
 
 
@@ -128,6 +133,7 @@ def main(argv=None) -> int:
     need_dir(args.practice_folder, "practice folder")
     for target_dir in ("ants_image", "bees_image"):
         need_dir(args.practice_folder / "train" / target_dir, "practice image folder")
+    disk.need_writable(args.practice_folder / "train", "--practice-folder DIR")  # the labels go there
 
     # 1. 读取一张图片 / open one picture: its address is all Image.open needs
     root_dir = os.path.join(args.image_folder, "train")

@@ -37,7 +37,7 @@ import torchvision
 from torch import nn
 from torchvision.models import VGG16_Weights
 
-from common import cli
+from common import cli, disk
 from common.cli import UserError
 from common.device import get_device
 
@@ -66,12 +66,18 @@ def fetch_pretrained_weights() -> dict:
         print(f"--pretrained: downloading the ImageNet weights of VGG16 "
               f"({weights.meta['_file_size']:.0f} MB) from {weights.url} to {cached} "
               "(once; set TORCH_HOME to cache them elsewhere)", flush=True)
+        # _file_size is in MB of 2**20 bytes; a disk without room stops here, not at 90%
+        disk.need_space(os.path.dirname(cached), int(weights.meta["_file_size"] * 2**20),
+                        "the VGG16 weights", "TORCH_HOME=DIR")
     try:
         # progress=True: the progress bar on stderr. A download that fails leaves only a
         # *.partial file, which torch.hub removes: the cache never holds half a file.
         # check_hash: the file's sha256 must start with the 397923af in its name.
         return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        if disk.is_write_failure(e) and not was_cached:
+            e.filename = None           # (torch.hub's temporary file, which it removed)
+            raise disk.failed(cached, e, "TORCH_HOME=DIR") from None
         why = cli.reason(e)
         if was_cached:
             raise UserError(f"the cached VGG16 weights {cached} cannot be read ({why}); "

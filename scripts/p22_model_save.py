@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import checkpoint, cli
+from common import checkpoint, cli, disk
 from common.device import get_device
 from common.model import torchvision_model
 
@@ -54,6 +54,8 @@ class OneConv(nn.Module):
 
 
 SCRIPT = "p22_model_save"     # the folder under --checkpoint-dir that holds this lesson's files
+WHERE = "--checkpoint-dir DIR"     # how to put them elsewhere, in an error's hint
+SAVE_OVERHEAD = 1.01          # a saved file: its tensors' bytes, and under 1% more (names, pickle)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -79,28 +81,37 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = get_device(args.device)
     checkpoint_dir = Path(args.checkpoint_dir) / SCRIPT    # this lesson's own folder
+    disk.need_writable(checkpoint_dir, WHERE)              # a wrong folder: now, not after VGG16
 
     # The course: vgg16 = torchvision.models.vgg16(pretrained=False) (see p21 for `weights`).
     vgg16 = torchvision_model(args.arch).to(device)
+    # Beyond the course: VGG16's two files take 1.1 GB. Is there room for them, before
+    # anything is written? (Each file is about its weights' size: 4 bytes a float32.)
+    weights = sum(t.numel() * t.element_size() for t in vgg16.state_dict().values())
+    size = int(weights * SAVE_OVERHEAD)
+    disk.need_space(checkpoint_dir, disk.peak_bytes(
+        [(checkpoint_dir / f"{args.arch}_method{n}.pth", size) for n in (1, 2)]),
+        f"the two {args.arch} files (~{disk.megabytes(size)} each)", WHERE)
 
     # 1. 保存方式1: 模型结构+参数 / method 1: the whole model (structure + weights), pickled.
     # The course: torch.save(vgg16, "vgg16_method1.pth"), a path relative to where you run it;
     # here <checkpoint-dir>/p22_model_save/, wherever you run it from.
-    method1 = checkpoint.save(vgg16, checkpoint_dir / f"{args.arch}_method1.pth")
+    method1 = checkpoint.save(vgg16, checkpoint_dir / f"{args.arch}_method1.pth", option=WHERE)
     report(method1)
     print(f"  the pickle names the model's class: {class_named(method1, vgg16)}")
 
     # 2. 保存方式2: 模型参数(官方推荐) / method 2: only the parameters, a dict name -> tensor
-    method2 = checkpoint.save(vgg16.state_dict(), checkpoint_dir / f"{args.arch}_method2.pth")
+    method2 = checkpoint.save(vgg16.state_dict(), checkpoint_dir / f"{args.arch}_method2.pth",
+                              option=WHERE)
     report(method2)
 
     # 3. 陷阱 / the trap: a model of a class defined in this script, saved whole
     gst = OneConv().to(device)
-    trap = checkpoint.save(gst, checkpoint_dir / "gst_method1.pth")
+    trap = checkpoint.save(gst, checkpoint_dir / "gst_method1.pth", option=WHERE)
     report(trap)
     print(f"  the pickle names the model's class: {class_named(trap, gst)}")
     # ... and the way around it, used by p22_model_load.py: save its state_dict instead
-    report(checkpoint.save(gst.state_dict(), checkpoint_dir / "gst_method2.pth"))
+    report(checkpoint.save(gst.state_dict(), checkpoint_dir / "gst_method2.pth", option=WHERE))
     return 0
 
 

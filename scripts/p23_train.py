@@ -63,12 +63,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import checkpoint, cli, data, distributed, figures, runs
+from common import checkpoint, cli, data, disk, distributed, figures, runs
 from common import step as common_step
 from common.device import fast_bf16, get_device, synchronize
 from common.model import GST
 from common.writer import (LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, add_hparams,
-                           end_hparams, log_interval, need_tensorboard, open_writer)
+                           close, end_hparams, log_interval, need_tensorboard, open_writer)
 
 SCRIPT = "p23_train"
 # What --resume takes from the checkpoint: the run's data and training settings. Where the
@@ -405,12 +405,22 @@ def run_folders(args, resume: Path | None, state: dict | None):
         elif (last := runs.checkpoints_of(run_ckpt)[-1]).resolve() != resume.resolve():
             why = f"{resume.name} is not its run's last checkpoint ({last.name} is)"
         else:
-            cli.make_dir(logs_root / run_id)
+            disk.make_dir(logs_root / run_id, "--logdir DIR")
             # TensorBoard hides what the interrupted run logged after this checkpoint.
             return run_id, run_ckpt, logs_root / run_id, state.get("total_train_step", 0) + 1
         print(f"{why}: it goes on as a new run")
     run_id, (run_ckpt, run_logs) = runs.new_run(SCRIPT, args.checkpoint_dir, args.logdir)
     return run_id, run_ckpt, run_logs, None
+
+
+def need_output_folders(args) -> None:
+    """Make and try every folder the run will write, before the data is read or a step is
+    taken: a mistyped --checkpoint-dir (a path through a file, a folder not ours) costs a
+    second, not an epoch."""
+    disk.need_writable(Path(args.checkpoint_dir) / SCRIPT, "--checkpoint-dir DIR")
+    disk.need_writable(Path(args.logdir) / SCRIPT, "--logdir DIR")
+    if args.metrics is not None:
+        disk.need_writable(Path(args.metrics).parent, "--metrics PATH")
 
 
 def launch_checkpoint(checkpoint_dir: Path, launch_id: str) -> Path | None:
@@ -530,6 +540,8 @@ def run(args, argv, given, world, device) -> int:
                 f"asks for no more: nothing to train (add --epochs N, more than "
                 f"{state['epoch'] + 1}, to go on)")
     need_tensorboard()            # before any work: it logs every epoch
+    if world.is_main:
+        need_output_folders(args)
     data.announce_synthetic(args)
     cuda_graph = args.cuda_graph and device.type == "cuda" and not world.launched
     if args.cuda_graph and not cuda_graph and "cuda_graph" in given:
@@ -697,7 +709,7 @@ def run(args, argv, given, world, device) -> int:
                 # vars(args), not the Namespace: plain data that weights_only=True loads
                 "args": {k: str(Path(v).absolute()) if isinstance(v, Path) else v
                          for k, v in vars(args).items()},
-            }, run_ckpt / "gst_{}.pth".format(i))
+            }, run_ckpt / "gst_{}.pth".format(i), option="--checkpoint-dir DIR")
             writer.flush()        # this epoch's points on disk with its checkpoint
             print("模型已保存 / saved {}".format(last_checkpoint))
         if world.is_main:
@@ -709,6 +721,11 @@ def run(args, argv, given, world, device) -> int:
         raise cli.UserError(f"training diverged: {e} (--lr {args.lr}, --momentum "
                             f"{args.momentum}). Start again with a smaller --lr: "
                             f"{smaller_lr_command(argv, args.lr, world)}") from None
+    except disk.WriteError as e:
+        # A checkpoint or TensorBoard's event file could not be written (a full disk...):
+        # the checkpoints before it are whole, and the run goes on from the last one.
+        raise e.with_hint(f"Stopped in epoch {i + 1} of {epoch}: "
+                          f"{what_was_kept(last_checkpoint, args, given, world)}") from None
     except KeyboardInterrupt:
         if world.is_main:
             print(f"stopped during epoch {i + 1} of {epoch}: "
@@ -723,7 +740,7 @@ def run(args, argv, given, world, device) -> int:
                             f"{epoch} ({why}): {kept}") from None
     finally:
         if world.is_main:
-            writer.close()
+            close(writer)         # (a failed write while another error is shown says nothing)
             if not any(run_ckpt.iterdir()):
                 run_ckpt.rmdir()      # stopped before its first checkpoint: no empty run left
 
@@ -750,7 +767,7 @@ def run(args, argv, given, world, device) -> int:
         }
         # written atomically too: a reader never sees half a JSON object
         checkpoint.atomic_write(args.metrics, lambda f: f.write(
-            (json.dumps(metrics, indent=2) + "\n").encode()))
+            (json.dumps(metrics, indent=2) + "\n").encode()), option="--metrics PATH")
         print(f"metrics: {args.metrics}")
     return 0
 

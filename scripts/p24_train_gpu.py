@@ -33,7 +33,7 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common import cli
+from common import cli, disk
 from common.data import announce_synthetic, cifar10_or_fake
 from common.device import available_devices, get_device, synchronize
 from common.model import GST
@@ -55,6 +55,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    disk.need_writable(args.logdir / SCRIPT, "--logdir DIR")   # a wrong --logdir: now, not later
 
     # 0. 定义训练的设备 / the device to train on
     if args.method == "cuda":

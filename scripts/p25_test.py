@@ -35,7 +35,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from common import checkpoint, cli, figures, runs
+from common import checkpoint, cli, disk, figures, runs
 from common.device import get_device
 from common.writer import make_writer
 # GST is imported by name so that a course-style whole-model pickle made by a script that
@@ -155,6 +155,8 @@ def main(argv=None) -> int:
     parser = get_args_parser()
     args = parser.parse_args(argv)
     device = get_device(args.device)
+    # a wrong --logdir stops now, not after every picture is classified
+    disk.need_writable(Path(args.logdir) / SCRIPT, "--logdir DIR")
 
     # 1. 加载模型 / load the trained model
     if args.checkpoint is not None:

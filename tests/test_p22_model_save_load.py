@@ -50,9 +50,9 @@ def run_save_as_main(argv):
     """Run p22_model_save.py as __main__; return (exit code, stdout, {file name: saved object})."""
     saved, real_save = {}, checkpoint.save
 
-    def spy(obj, path):
+    def spy(obj, path, **options):
         saved[path.name] = obj
-        return real_save(obj, path)
+        return real_save(obj, path, **options)
 
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):

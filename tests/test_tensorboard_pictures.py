@@ -174,8 +174,8 @@ def test_a_run_stopped_early_has_no_end_in_hparams(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
     real_save = p23.checkpoint.save
 
-    def save_then_stop(obj, path):
-        real_save(obj, path)
+    def save_then_stop(obj, path, **options):
+        real_save(obj, path, **options)
         raise KeyboardInterrupt                 # Ctrl-C right after the first epoch's save
 
     monkeypatch.setattr(p23.checkpoint, "save", save_then_stop)

@@ -1,0 +1,146 @@
+"""Writing to disk: output folders checked before the work, free space checked before a big
+file, and a failed write said in one line.
+
+A full disk, a file-size limit, a read-only or someone else's folder, a path that runs
+through a file: each makes a write fail with an ``OSError`` deep inside ``torch.save``, a
+TensorBoard writer thread or ``tarfile``. Here each becomes one :class:`WriteError` line,
+``cannot write <path>: <cause in words>; <what to do>``, which ``cli.entrypoint`` prints as
+``error: ...`` with a non-zero exit.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from common.cli import UserError
+
+# The errors a write can end in, in words, and what to do about each.
+FULL = {errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file is larger than this system allows (a file-size limit, ulimit -f)"}
+REFUSED = {errno.EACCES: "permission denied",
+           errno.EPERM: "operation not permitted",
+           errno.EROFS: "the file system is read-only",
+           errno.ENOTDIR: "a part of the path is a file, not a folder",
+           errno.EEXIST: "a file is in the way of a folder",
+           errno.EISDIR: "it is a folder"}
+
+
+class WriteError(UserError):
+    """A write that failed; ``path`` is what could not be written."""
+
+    def __init__(self, path: Path | None, cause: str, hint: str):
+        self.path, self.cause, self.hint = path and Path(path), cause, hint
+        super().__init__(f"cannot write{f' {path}' if path else ''}: {cause}; {hint}")
+
+    def with_hint(self, more: str) -> "WriteError":
+        """The same error, its line ending in ``more`` too (what was kept, how to go on)."""
+        return WriteError(self.path, self.cause, f"{self.hint}. {more}")
+
+
+# Of those, the ones only a write ends in (a read can be refused permission too).
+ONLY_WRITES = {*FULL, errno.EROFS}
+
+
+def is_write_failure(e: BaseException) -> bool:
+    """Whether ``e`` is an ``OSError`` that a write ends in (see :data:`FULL`, :data:`REFUSED`)."""
+    return isinstance(e, OSError) and e.errno in {**FULL, **REFUSED}
+
+
+def cause(e: OSError) -> str:
+    """``e`` in words: ``"no space left on the device"``..."""
+    return FULL.get(e.errno) or REFUSED.get(e.errno) or e.strerror or str(e) or type(e).__name__
+
+
+def failed(path: Path | None, e: OSError, option: str | None = None) -> WriteError:
+    """The :class:`WriteError` for ``e``, raised while writing ``path`` (or the file ``e`` names).
+
+    ``option`` is how to put the file elsewhere (``"--checkpoint-dir DIR"``...), named in
+    the hint.
+    """
+    with_flag = f" with {option}" if option else ""
+    if e.errno in FULL:
+        hint = f"free some space, or write elsewhere{with_flag}"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):
+        hint = "name a folder, not a file" + (f", with {option}" if option else "")
+    else:
+        hint = f"choose a folder you can write to{with_flag}"
+    return WriteError(getattr(e, "filename", None) or path, cause(e), hint)
+
+
+def make_dir(path: Path, option: str | None = None) -> Path:
+    """``mkdir -p`` for a folder the user named; a failure is one :class:`WriteError` line."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise failed(path, e, option) from None
+    return path
+
+
+def need_writable(folder: Path, option: str | None = None) -> Path:
+    """Check that ``folder`` can be made and written: make it (and its parents), write a small
+    file in it, then remove the file and every folder this made, leaving the disk as it was.
+
+    Called before the work that will write there, so that a mistyped ``--checkpoint-dir``
+    (say, one that runs through a file) fails in a second, not after an epoch.
+    """
+    folder = Path(folder)
+    made = [d for d in (folder, *folder.absolute().parents) if not d.exists()]
+    try:
+        make_dir(folder, option)
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-") as f:
+                f.write(b"x")
+                f.flush()
+        except OSError as e:
+            e.filename = None                # the test file's name would say nothing
+            raise failed(folder, e, option) from None
+    finally:
+        for d in made:                       # deepest first
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return folder
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the file system of ``folder`` (or of its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def need_space(folder: Path, needed: int, what: str, option: str | None = None) -> None:
+    """Stop with one line, before writing anything, if ``folder``'s disk has under ``needed``
+    bytes free for ``what``."""
+    free = free_bytes(folder)
+    if free < needed:
+        elsewhere = f", or write elsewhere with {option}" if option else ""
+        raise UserError(f"not enough space in {folder} for {what}: it needs {megabytes(needed)}, "
+                        f"and {megabytes(free)} is free; free some space{elsewhere}")
+
+
+def megabytes(n: int) -> str:
+    """Bytes as MB (10**6, as ``df -H`` and a browser's download count them)."""
+    return f"{n / 1e6:,.1f} MB"
+
+
+def peak_bytes(files: list[tuple[Path, int]]) -> int:
+    """The most extra disk space writing ``(path, size)`` one after the other will take at any
+    moment, each atomically: a new file's temporary copy sits beside the old file it replaces
+    until it is renamed over it, and then the old one's space is free again."""
+    peak = so_far = 0
+    for path, size in files:
+        try:
+            old = os.stat(path).st_size
+        except OSError:
+            old = 0
+        peak = max(peak, so_far + size)
+        so_far += size - old
+    return peak

@@ -1,0 +1,275 @@
+"""A full disk, a file-size limit, a folder that is a file: one ``error:`` line, nothing lost.
+
+Writes are made to fail for real: with a lowered file-size limit (``RLIMIT_FSIZE``, what
+``ulimit -f`` sets; a write past it fails with EFBIG, as one on a full disk fails with ENOSPC),
+and, where this runs as root, on a small tmpfs that fills up (a real ENOSPC).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import resource
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from common import checkpoint, data, disk
+from conftest import REPO, SCRIPTS, events, load_script, only_run
+
+p22 = load_script("p22_model_save")
+p23 = load_script("p23_train")
+LIMIT_WORDS = "the file is larger than this system allows (a file-size limit, ulimit -f)"
+
+
+@contextlib.contextmanager
+def file_size_limit(n: int):
+    """No file of this process can grow past ``n`` bytes, until the block ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (n, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def limited(n: int):
+    """A ``preexec_fn`` that sets the file-size limit of the child process."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size)``: a folder on a tmpfs of that size (``"3m"``), unmounted after."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        where = tmp_path / f"disk-{size}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.fixture
+def small_sets(monkeypatch):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+
+
+# --- common/disk ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, words, hint", [
+    (errno.ENOSPC, "no space left on the device", "free some space, or write elsewhere with --x DIR"),
+    (errno.EFBIG, LIMIT_WORDS, "free some space, or write elsewhere with --x DIR"),
+    (errno.EROFS, "the file system is read-only", "choose a folder you can write to with --x DIR"),
+    (errno.EACCES, "permission denied", "choose a folder you can write to with --x DIR"),
+    (errno.ENOTDIR, "a part of the path is a file, not a folder", "name a folder, not a file, with --x DIR"),
+])
+def test_a_failed_write_in_words(code, words, hint):
+    e = OSError(code, os.strerror(code))
+    assert str(disk.failed(Path("out/f.pth"), e, "--x DIR")) == f"cannot write out/f.pth: {words}; {hint}"
+    assert disk.is_write_failure(e)
+    assert not disk.is_write_failure(OSError(errno.ECONNREFUSED, "refused"))
+
+
+def test_need_writable_leaves_the_disk_as_it_was(tmp_path):
+    assert disk.need_writable(tmp_path / "a" / "b" / "c", "--x DIR") == tmp_path / "a" / "b" / "c"
+    assert list(tmp_path.iterdir()) == []            # the folders it made are gone again
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(disk.WriteError) as caught:
+        disk.need_writable(tmp_path / "afile" / "logs", "--logdir DIR")
+    assert str(caught.value) == (f"cannot write {tmp_path / 'afile' / 'logs'}: a part of the path "
+                                 "is a file, not a folder; name a folder, not a file, with --logdir DIR")
+    assert files_under(tmp_path) == ["afile"]
+
+
+def test_peak_bytes_counted_by_hand(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    # nothing there: both files at once, 100 + 50
+    assert disk.peak_bytes([(a, 100), (b, 50)]) == 150
+    # a replaced by a file of the same size: its temporary copy (100) is the peak, then
+    # b's 50 comes on top of a's net 0
+    a.write_bytes(bytes(100))
+    assert disk.peak_bytes([(a, 100), (b, 50)]) == 100
+    # both there: the larger temporary copy
+    b.write_bytes(bytes(50))
+    assert disk.peak_bytes([(a, 100), (b, 50)]) == 100
+    assert disk.peak_bytes([(b, 50), (a, 100)]) == 100
+    # a shrinks from 100 to 10, then b grows from 50 to 200: 10, then -90 + 200 = 110
+    assert disk.peak_bytes([(a, 10), (b, 200)]) == 110
+
+
+def test_need_space_says_how_much(tmp_path, monkeypatch):
+    monkeypatch.setattr(disk, "free_bytes", lambda folder: 2_500_000)
+    disk.need_space(tmp_path, 2_500_000, "it")          # just enough
+    with pytest.raises(cli_error()) as caught:
+        disk.need_space(tmp_path, 3_000_000, "the files", "--x DIR")
+    assert str(caught.value) == (f"not enough space in {tmp_path} for the files: it needs 3.0 MB, "
+                                 "and 2.5 MB is free; free some space, or write elsewhere with --x DIR")
+
+
+def cli_error():
+    from common.cli import UserError
+    return UserError
+
+
+def test_atomic_save_past_a_file_size_limit_keeps_the_old_file(tmp_path):
+    path = tmp_path / "ckpt" / "w.pth"
+    checkpoint.save({"w": torch.zeros(10)}, path)
+    before = path.read_bytes()
+    with file_size_limit(100_000), pytest.raises(disk.WriteError) as caught:
+        checkpoint.save({"w": torch.zeros(100_000)}, path, option="--checkpoint-dir DIR")
+    assert str(caught.value) == (f"cannot write {path}: {LIMIT_WORDS}; free some space, or write "
+                                 "elsewhere with --checkpoint-dir DIR")
+    assert path.read_bytes() == before                  # the old file, whole
+    assert files_under(tmp_path) == ["ckpt/w.pth"]      # no temporary file left
+    assert torch.equal(checkpoint.load(path)["w"], torch.zeros(10))
+
+
+# --- p23: a checkpoint that can't be written, an event file that can't grow ------------------
+
+RESUME = re.compile(r"go on with: (.+)$")
+
+
+def test_p23_past_a_file_size_limit_is_one_line_and_leaves_no_checkpoint(tmp_path):
+    """The issue's run: `ulimit -f 200; p23_train.py --fake-data --epochs 1`. The first
+    checkpoint (1.2 MB: the weights and SGD's momentum) can't be written."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / "p23_train.py"), "--fake-data",
+                           "--epochs", "1", "--device", "cpu", "--checkpoint-dir", tmp_path / "ckpt",
+                           "--logdir", tmp_path / "logs"], capture_output=True, text=True,
+                          preexec_fn=limited(900_000), cwd=REPO, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert files_under(tmp_path / "ckpt") == []        # no checkpoint, no temporary file
+    assert [p.name for p in (tmp_path / "ckpt" / "p23_train").iterdir()] == []   # no empty run
+    run_id = only_run(tmp_path / "logs", "p23_train").name
+    gst_0 = tmp_path / "ckpt" / "p23_train" / run_id / "gst_0.pth"
+    assert done.stderr == (f"error: cannot write {gst_0}: {LIMIT_WORDS}; free some space, or "
+                           "write elsewhere with --checkpoint-dir DIR. Stopped in epoch 1 of 1: "
+                           "no epoch finished, nothing to resume: run the same command again\n")
+    assert "整体测试集上的正确率" in done.stdout      # it trained and tested the epoch first
+
+
+def test_p23_on_a_full_disk_stops_with_the_command_that_goes_on(tmp_path, small_disk,
+                                                                small_sets, capsys):
+    """Two checkpoints fit on a 3 MiB disk, the third doesn't: the line names it, the two
+    load, and the command it prints, once there is room, finishes the run."""
+    full = small_disk("3m")
+    argv = ["--fake-data", "--epochs", "3", "--seed", "0", "--device", "cpu",
+            "--checkpoint-dir", str(full), "--logdir", str(tmp_path / "logs")]
+    assert p23.main(argv) == 1
+    err = capsys.readouterr().err
+    run = only_run(full, "p23_train")
+    assert err.startswith(f"error: cannot write {run / 'gst_2.pth'}: no space left on the device; "
+                          "free some space, or write elsewhere with --checkpoint-dir DIR. Stopped "
+                          "in epoch 3 of 3: gst_1.pth holds epoch 2; go on with: ")
+    assert err.count("\n") == 1
+    assert files_under(run) == ["gst_0.pth", "gst_1.pth"]        # no temporary file
+    for epoch in (0, 1):
+        assert checkpoint.load(run / f"gst_{epoch}.pth")["epoch"] == epoch
+    command = shlex.split(RESUME.search(err.strip()).group(1))
+    assert command[-2:] == ["--resume", str(run / "gst_1.pth")]
+    (run / "gst_0.pth").unlink()                                 # room for one more
+    assert p23.main(command[2:]) == 0
+    assert checkpoint.load(run / "gst_2.pth")["epoch"] == 2
+
+
+def test_p23_stops_when_tensorboard_cannot_write(tmp_path, small_sets, capsys):
+    """TensorBoard's event file outgrows the limit (its pictures, every epoch) while the
+    checkpoints still fit: the run stops at that epoch instead of losing curves."""
+    argv = ["--fake-data", "--epochs", "20", "--seed", "0", "--device", "cpu",
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--logdir", str(tmp_path / "logs")]
+    with file_size_limit(EVENTS_LIMIT):
+        assert p23.main(argv) == 1
+    err = capsys.readouterr().err
+    logs = only_run(tmp_path / "logs", "p23_train")
+    (event_file,) = logs.glob("events.out.tfevents.*")
+    m = re.fullmatch(rf"error: cannot write {re.escape(str(event_file))}: {re.escape(LIMIT_WORDS)}; "
+                     r"free some space, or write elsewhere with --logdir DIR\. Stopped in epoch "
+                     r"(\d+) of 20: gst_(\d+)\.pth holds epoch (\d+); go on with: .+\n", err)
+    assert m, err
+    stopped, last, held = map(int, m.groups())
+    assert 1 < stopped < 20 and held == last + 1 and last in (stopped - 1, stopped - 2)
+    ckpt = only_run(tmp_path / "ckpt", "p23_train")
+    for path in ckpt.iterdir():
+        assert checkpoint.load(path)["run_id"] == ckpt.name       # each one loads
+    assert max(int(p.stem.split("_")[1]) for p in ckpt.iterdir()) == last
+    assert event_file.stat().st_size <= EVENTS_LIMIT
+    assert events(logs).Scalars("test_accuracy")                  # what was written reads
+
+
+EVENTS_LIMIT = 1_500_000
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint-dir", "--logdir", "--metrics", "--data-root"])
+def test_p23_an_output_path_through_a_file_stops_before_any_work(tmp_path, flag, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    extra = ["--data-root", str(afile / "data")] if flag == "--data-root" else \
+        ["--fake-data", flag, str(afile / ("m.json" if flag == "--metrics" else "out"))]
+    argv = [*extra, "--epochs", "1", "--device", "cpu"]
+    if flag != "--checkpoint-dir":
+        argv += ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    if flag != "--logdir":
+        argv += ["--logdir", str(tmp_path / "logs")]
+    assert p23.main(argv) == 1
+    out, err = capsys.readouterr()
+    where = {"--checkpoint-dir": afile / "out" / "p23_train", "--logdir": afile / "out" / "p23_train",
+             "--metrics": afile, "--data-root": afile / "data"}[flag]
+    option = {"--metrics": "--metrics PATH"}.get(flag, f"{flag} DIR")
+    assert err == (f"error: cannot write {where if flag != '--metrics' else afile}: a part of the "
+                   f"path is a file, not a folder; name a folder, not a file, with {option}\n")
+    assert "训练数据集的长度" not in out                  # stopped before reading any data
+    assert files_under(tmp_path) == ["afile"]
+
+
+# --- p22: 1.1 GB of VGG16 --------------------------------------------------------------------
+
+def test_p22_past_a_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPTS / "p22_model_save.py"), "--arch",
+                           "squeezenet1_1", "--device", "cpu", "--checkpoint-dir", tmp_path],
+                          capture_output=True, text=True, preexec_fn=limited(1_000_000),
+                          cwd=REPO, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: cannot write {tmp_path / 'p22_model_save' / 'squeezenet1_1_method1.pth'}: "
+                           f"{LIMIT_WORDS}; free some space, or write elsewhere with --checkpoint-dir DIR\n")
+    assert files_under(tmp_path) == []
+
+
+def test_p22_checks_the_space_its_files_need_before_writing(tmp_path, monkeypatch, capsys):
+    # What the two files really take, saved with room to spare: the oracle for the check.
+    assert p22.main(["--arch", "squeezenet1_1", "--device", "cpu", "--checkpoint-dir",
+                     str(tmp_path / "room")]) == 0
+    capsys.readouterr()
+    saved = sum((tmp_path / "room" / "p22_model_save" / f"squeezenet1_1_method{n}.pth").stat().st_size
+                for n in (1, 2))
+    asked = []
+    monkeypatch.setattr(disk, "free_bytes", lambda folder: asked.append(folder) or saved - 1)
+    assert p22.main(["--arch", "squeezenet1_1", "--device", "cpu", "--checkpoint-dir",
+                     str(tmp_path / "tight")]) == 1
+    err = capsys.readouterr().err
+    m = re.fullmatch(rf"error: not enough space in {re.escape(str(tmp_path / 'tight' / 'p22_model_save'))} "
+                     r"for the two squeezenet1_1 files \(~(\d+\.\d) MB each\): it needs (\d+\.\d) MB, "
+                     rf"and {(saved - 1) / 1e6:.1f} MB is free; free some space, or write elsewhere "
+                     r"with --checkpoint-dir DIR\n", err)
+    assert m, err
+    each, needed = float(m.group(1)), float(m.group(2))
+    assert saved / 1e6 <= needed <= saved / 1e6 * 1.02 + 0.1      # enough, and not much more
+    assert each == pytest.approx(needed / 2, abs=0.1)
+    assert not (tmp_path / "tight").exists()          # nothing written, not even a folder
