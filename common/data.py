@@ -48,9 +48,9 @@ CIFAR10_MIRRORS = ("https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",
 MIRROR_ENV = "CIFAR10_MIRROR"
 # Held while CIFAR-10 is fetched and unpacked into a --data-root (a hidden file left there).
 DOWNLOAD_LOCK = ".cifar-10-download.lock"
-# Disk space a download takes: the archive (torchvision's file is 170,498,071 bytes), and what
-# it unpacks to (six pickled batches of 10000 images, 3073 bytes each, with their file names:
-# about 186 MB; 190 MB leaves a margin). The archive stays beside its unpacked copy.
+# Disk space a download takes: the archive (torchvision's file, 170,498,071 bytes), and what
+# it unpacks to (six pickled batches of 10000 images of 3073 bytes, with their file names:
+# about 186,000,000 bytes; 190,000,000 leaves a margin). The archive stays beside the copy.
 CIFAR10_ARCHIVE_BYTES = 170_498_071
 CIFAR10_UNPACKED_BYTES = 190_000_000
 DATA_ROOT = "--data-root DIR"      # how to put CIFAR-10 elsewhere, in an error's hint
@@ -160,9 +160,10 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
     part = partial_path(archive)
     have = part.stat().st_size if part.exists() else 0          # resumed, not fetched again
     needed = CIFAR10_UNPACKED_BYTES + (0 if archive.exists() else CIFAR10_ARCHIVE_BYTES - have)
-    disk.need_space(root, needed, "CIFAR-10 (its archive, 170.5 MB, and its unpacked copy, "
-                                  "about 186 MB)" if not archive.exists() else
-                    f"CIFAR-10 unpacked from {archive.name} (about 186 MB)", DATA_ROOT)
+    unpacked = f"its unpacked copy, about {disk.megabytes(CIFAR10_UNPACKED_BYTES)}"
+    disk.need_space(root, needed, f"CIFAR-10 ({unpacked})" if archive.exists() else
+                    f"CIFAR-10 (its archive, {disk.megabytes(CIFAR10_ARCHIVE_BYTES)}, and {unpacked})",
+                    DATA_ROOT)
     if not archive.exists():
         sources = cifar10_sources(mirrors)
         got, failures = fetch(sources, archive, md5, option=DATA_ROOT)

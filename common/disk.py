@@ -25,7 +25,7 @@ REFUSED = {errno.EACCES: "permission denied",
            errno.EPERM: "operation not permitted",
            errno.EROFS: "the file system is read-only",
            errno.ENOTDIR: "a part of the path is a file, not a folder",
-           errno.EEXIST: "a file is in the way of a folder",
+           errno.EEXIST: "it is a file, not a folder",
            errno.EISDIR: "it is a folder"}
 
 
@@ -127,8 +127,9 @@ def need_space(folder: Path, needed: int, what: str, option: str | None = None) 
 
 
 def megabytes(n: int) -> str:
-    """Bytes as MB (10**6, as ``df -H`` and a browser's download count them)."""
-    return f"{n / 1e6:,.1f} MB"
+    """Bytes as MB of 2**20 bytes, as ``df -h``, ``ls -lh`` and the lessons' own sizes
+    (VGG16's "528 MB") count them."""
+    return f"{n / 2**20:,.1f} MB"
 
 
 def peak_bytes(files: list[tuple[Path, int]]) -> int:

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     size = int(weights * SAVE_OVERHEAD)
     disk.need_space(checkpoint_dir, disk.peak_bytes(
         [(checkpoint_dir / f"{args.arch}_method{n}.pth", size) for n in (1, 2)]),
-        f"the two {args.arch} files (~{disk.megabytes(size)} each)", WHERE)
+        f"the two {args.arch} files ({disk.megabytes(size)} each)", WHERE)
 
     # 1. 保存方式1: 模型结构+参数 / method 1: the whole model (structure + weights), pickled.
     # The course: torch.save(vgg16, "vgg16_method1.pth"), a path relative to where you run it;

@@ -2,9 +2,12 @@
 and build CIFAR-10 on disk in torchvision's real format (tiny, made here, offline)."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import pickle
+import resource
+import subprocess
 import sys
 import urllib.error
 from pathlib import Path
@@ -117,6 +120,37 @@ def real_cifar(tmp_path, monkeypatch) -> Path:
     import torchvision.datasets.cifar as cifar
     monkeypatch.setattr(cifar, "check_integrity", lambda fpath, md5=None: Path(fpath).is_file())
     return write_cifar10(tmp_path / "data")
+
+
+@contextlib.contextmanager
+def file_size_limit(n: int):
+    """No file of this process can grow past ``n`` bytes, until the block ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (n, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size)``: a folder on a tmpfs of that size (``"3m"``), unmounted after."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        where = tmp_path / f"disk-{size}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=True)
 
 
 @pytest.fixture

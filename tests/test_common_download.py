@@ -16,8 +16,9 @@ import time
 import pytest
 from torchvision.datasets import CIFAR10
 
-from common import data, download
-from conftest import REPO, load_script, write_cifar10
+from common import data, disk, download
+from common.cli import UserError
+from conftest import REPO, file_size_limit, load_script, write_cifar10
 
 p23 = load_script("p23_train")
 STALL = 5.0          # seconds a stalling source waits before it answers
@@ -356,3 +357,54 @@ def test_a_mirror_may_be_a_path_on_this_machine(archive, tmp_path):
     assert got is None and failures == [(missing.as_uri(),
                                          f"No such file or directory: '{missing}'")]
     assert len(data.cifar10(tmp_path / "data", train=False, mirrors=[str(copy)])) == 20
+
+
+# --- a disk that can't take it ---------------------------------------------------------------
+
+def test_a_download_that_cannot_be_written_keeps_its_part_and_resumes(server, tmp_path):
+    root = tmp_path / "data"
+    part = root / (CIFAR10.filename + ".part")
+    with file_size_limit(100_000), pytest.raises(UserError) as caught:
+        data.cifar10(root, train=True, mirrors=[server.url("good")])
+    kept = part.stat().st_size
+    assert 0 < kept <= 100_000
+    assert str(caught.value) == (
+        f"cannot write {part}: the file is larger than this system allows (a file-size limit, "
+        "ulimit -f); free some space, or write elsewhere with --data-root DIR. "
+        f"{part.name} keeps {download._size(kept)} for the next run to resume")
+    assert server.requests == [("good", None)]                # a full disk: no other source tried
+    assert len(data.cifar10(root, train=True, mirrors=[server.url("good")])) == 50
+    assert server.requests[1] == ("good", f"bytes={kept}-")  # resumed where it stopped
+    assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+
+
+def test_an_archive_that_cannot_be_unpacked_stays_whole(archive, tmp_path, small_disk,
+                                                         monkeypatch):
+    """A disk with room for the archive but not for what it unpacks to (the free-space check,
+    which would stop it first, is told the sizes are 0 here)."""
+    monkeypatch.setattr(data, "CIFAR10_ARCHIVE_BYTES", 0)
+    monkeypatch.setattr(data, "CIFAR10_UNPACKED_BYTES", 0)
+    root = small_disk(f"{(len(archive) * 3 // 2) // 1024}k")
+    source = tmp_path / "cifar.tar.gz"
+    source.write_bytes(archive)
+    with pytest.raises(UserError) as caught:
+        data.cifar10(root, train=True, mirrors=[str(source)])
+    assert str(caught.value) == (
+        f"cannot write {root / CIFAR10.base_folder}: no space left on the device; free some "
+        "space, or write elsewhere with --data-root DIR. cifar-10-python.tar.gz is whole and "
+        "the next run unpacks it")
+    assert left_in(root) == ["cifar-10-python.tar.gz"]       # nothing half-unpacked
+    assert (root / CIFAR10.filename).read_bytes() == archive
+
+
+def test_too_little_free_space_stops_before_any_download(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(disk, "free_bytes", lambda folder: 100 * 2**20)
+    root = tmp_path / "data"
+    with pytest.raises(UserError) as caught:
+        data.cifar10(root, train=True, mirrors=[server.url("good")])
+    assert str(caught.value) == (
+        f"not enough space in {root} for CIFAR-10 (its archive, 162.6 MB, and its unpacked "
+        "copy, about 181.2 MB): it needs 343.8 MB, and 100.0 MB is free; free some space, or "
+        "write elsewhere with --data-root DIR")
+    assert server.requests == []
+    assert not root.exists()

@@ -448,8 +448,9 @@ def test_a_folder_through_a_file_is_one_line(tmp_path, capsys):
     afile.write_text("not a folder")
     for flag in ("--checkpoint-dir", "--logdir"):
         assert p23.main(["--fake-data", "--epochs", "1", *_paths(tmp_path), flag, str(afile)]) == 1
-        assert capsys.readouterr().err == (f"error: cannot create the folder {afile / 'p23_train'}: "
-                                           "Not a directory\n")
+        assert capsys.readouterr().err == (f"error: cannot write {afile / 'p23_train'}: a part of "
+                                           "the path is a file, not a folder; name a folder, not "
+                                           f"a file, with {flag} DIR\n")
 
 
 def test_a_loss_that_runs_away_stops_with_a_command_that_does_not(tmp_path, monkeypatch, capsys):
