@@ -62,7 +62,9 @@ def failed(path: Path | None, e: OSError, option: str | None = None) -> WriteErr
     the hint.
     """
     with_flag = f" with {option}" if option else ""
-    if e.errno in FULL:
+    if e.errno == errno.EFBIG:
+        hint = f"raise the limit (ulimit -f unlimited), or write elsewhere{with_flag}"
+    elif e.errno in FULL:
         hint = f"free some space, or write elsewhere{with_flag}"
     elif e.errno in (errno.ENOTDIR, errno.EEXIST):
         hint = "name a folder, not a file" + (f", with {option}" if option else "")
@@ -92,13 +94,25 @@ def need_writable(folder: Path, option: str | None = None) -> Path:
     made = [d for d in (folder, *folder.absolute().parents) if not d.exists()]
     try:
         make_dir(folder, option)
+        test_file = None
         try:
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-") as f:
-                f.write(b"x")
-                f.flush()
+            # mkstemp, write, close and unlink one by one: on a full disk the close fails too
+            # (ENOSPC again), and a with-block would then leave the test file behind.
+            fd, test_file = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+            try:
+                os.write(fd, b"x")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as e:
             e.filename = None                # the test file's name would say nothing
             raise failed(folder, e, option) from None
+        finally:
+            if test_file is not None:
+                try:
+                    os.unlink(test_file)
+                except OSError:
+                    pass
     finally:
         for d in made:                       # deepest first
             try:
@@ -106,6 +120,21 @@ def need_writable(folder: Path, option: str | None = None) -> Path:
             except OSError:
                 pass
     return folder
+
+
+def need_writable_file(path: Path, option: str | None = None) -> Path:
+    """:func:`need_writable` for the folder of the file ``path`` (``--metrics m.json``), which
+    must not be a folder itself."""
+    path, with_flag = Path(path), f" with {option}" if option else ""
+    if path.is_dir():
+        raise WriteError(path, REFUSED[errno.EISDIR], f"give a file's path, not a folder's{with_flag}")
+    try:
+        need_writable(path.parent, option)
+    except WriteError as e:
+        if e.cause not in (REFUSED[errno.ENOTDIR], REFUSED[errno.EEXIST]):
+            raise
+        raise WriteError(path, REFUSED[errno.ENOTDIR], f"give another path{with_flag}") from None
+    return path
 
 
 def free_bytes(folder: Path) -> int:

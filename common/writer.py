@@ -153,10 +153,16 @@ def viewer_problem() -> str | None:
     return None
 
 
-def make_writer(logdir: Path, script: str, run_id: str | None = None) -> SummaryWriter:
-    """A ``SummaryWriter`` for a new run of ``script``; ``run_id`` defaults to the time."""
+def need_logdir(logdir: Path, script: str) -> None:
+    """Stop now, before any data is read, unless TensorBoard is installed and
+    ``<logdir>/<script>/`` can be made and written (a mistyped ``--logdir``)."""
     need_tensorboard()
     disk.need_writable(Path(logdir) / script, "--logdir DIR")
+
+
+def make_writer(logdir: Path, script: str, run_id: str | None = None) -> SummaryWriter:
+    """A ``SummaryWriter`` for a new run of ``script``; ``run_id`` defaults to the time."""
+    need_logdir(logdir, script)
     _, (run_dir,) = runs.new_run(script, logdir, run_id=run_id)
     return open_writer(run_dir, logdir)
 

@@ -98,7 +98,11 @@ def write_label_files(root_dir: str, target_dir: str) -> tuple[str, list[str]]:
             with open(label_path, 'w') as f:
                 f.write(label)
         except OSError as e:     # a full disk, a read-only folder: no empty label file left
-            Path(label_path).unlink(missing_ok=True)
+            if not os.path.isdir(label_path):   # (a folder of that name stays as it was)
+                try:
+                    Path(label_path).unlink(missing_ok=True)
+                except OSError:
+                    pass
             raise disk.failed(Path(label_path), e, "--practice-folder DIR") from None
     return out_dir, img_path
 

@@ -22,7 +22,7 @@ from torchvision import transforms
 
 from common import cli
 from common.data import announce_synthetic, cifar10_or_fake
-from common.writer import make_writer
+from common.writer import make_writer, need_logdir
 
 SCRIPT = "p10_dataset_transform"
 
@@ -35,6 +35,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    need_logdir(args.logdir, SCRIPT)     # a wrong --logdir: now, not after the data
     announce_synthetic(args)
 
     # 1. 准备数据集 / prepare the datasets, with a transform applied to every image

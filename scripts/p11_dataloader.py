@@ -25,7 +25,7 @@ from torchvision import transforms
 
 from common import cli
 from common.data import announce_synthetic, cifar10_or_fake
-from common.writer import make_writer
+from common.writer import make_writer, need_logdir
 
 SCRIPT = "p11_dataloader"
 
@@ -39,6 +39,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    need_logdir(args.logdir, SCRIPT)     # a wrong --logdir: now, not after the data
     announce_synthetic(args)
 
     # 1. 准备测试数据集 / prepare the test set

@@ -27,7 +27,7 @@ from torch import nn
 from common import cli
 from common.data import announce_synthetic, cifar10_test_loader
 from common.device import get_device
-from common.writer import make_writer
+from common.writer import make_writer, need_logdir
 
 SCRIPT = "p14_conv2d"
 
@@ -55,6 +55,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    need_logdir(args.logdir, SCRIPT)     # a wrong --logdir: now, not after the data
     device = get_device(args.device)
     announce_synthetic(args)
 

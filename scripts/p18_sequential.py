@@ -35,7 +35,7 @@ from torch.nn import Conv2d, Flatten, Linear, MaxPool2d
 from common import cli
 from common.device import get_device
 from common.model import GST
-from common.writer import make_writer
+from common.writer import make_writer, need_logdir
 
 SCRIPT = "p18_sequential"
 
@@ -79,6 +79,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    need_logdir(args.logdir, SCRIPT)     # a wrong --logdir: now, not after the data
     device = get_device(args.device)
 
     # 1. 第一种写法 / the first way: separate layers

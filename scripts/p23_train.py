@@ -73,8 +73,11 @@ from common.writer import (LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, add_
 SCRIPT = "p23_train"
 # What --resume takes from the checkpoint: the run's data and training settings. Where the
 # files go (--logdir, --checkpoint-dir, --metrics) and --device belong to this command.
-RESUMED = ("fake_data", "image_folder", "data_root", "epochs", "batch_size", "lr", "momentum",
-           "seed", "log_every", "amp")
+RESUMED_FLAGS = {"fake_data": "--fake-data", "image_folder": "--image-folder",
+                 "data_root": "--data-root", "epochs": "--epochs", "batch_size": "--batch-size",
+                 "lr": "--lr", "momentum": "--momentum", "seed": "--seed",
+                 "log_every": "--log-every", "amp": "--amp"}
+RESUMED = tuple(RESUMED_FLAGS)
 DATA_SOURCE = ("fake_data", "image_folder")
 # Flags of this command that a resume command must repeat (they are not in the checkpoint):
 # where it runs and how, where its files go. --cuda-graph is how, like --device: same maths.
@@ -420,7 +423,7 @@ def need_output_folders(args) -> None:
     disk.need_writable(Path(args.checkpoint_dir) / SCRIPT, "--checkpoint-dir DIR")
     disk.need_writable(Path(args.logdir) / SCRIPT, "--logdir DIR")
     if args.metrics is not None:
-        disk.need_writable(Path(args.metrics).parent, "--metrics PATH")
+        disk.need_writable_file(args.metrics, "--metrics PATH")
 
 
 def launch_checkpoint(checkpoint_dir: Path, launch_id: str) -> Path | None:
@@ -465,18 +468,38 @@ def check_agreement(world, **facts) -> None:
 
 
 def resume_command(last_checkpoint: Path, args, given: set[str],
-                   world=distributed.World()) -> str:
-    """The line that continues this run, to paste as it is."""
-    own = []
+                   world=distributed.World(), saved: dict | None = None) -> str:
+    """The line that continues this run, to paste as it is.
+
+    ``saved`` is the settings ``last_checkpoint`` holds (its ``"args"``): a setting this run
+    changed from them (``--resume last --epochs 4`` before this run saved anything) is
+    repeated, since the checkpoint alone would go back to the old one.
+    """
+    flags = []
+    for dest in RESUMED if saved is not None else ():
+        value = getattr(args, dest)
+        # (no flag gives None, or says "not --fake-data": the other data source's flag does)
+        if dest in saved and saved_form(value) != saved[dest] and value is not None \
+                and not (dest == "fake_data" and not value):
+            flags += _flag(RESUMED_FLAGS[dest], value)
     for dest, flag in OWN_FLAGS.items():
         if dest in given:
-            value = getattr(args, dest)
-            if isinstance(value, bool):    # --cuda-graph / --no-cuda-graph
-                own.append(flag if value else "--no-" + flag[2:])
-            else:
-                own += [flag, format(value, "g") if isinstance(value, float) else value]
-    return cli.command_line(Path(__file__), "--resume", last_checkpoint, *own,
+            flags += _flag(flag, getattr(args, dest))
+    return cli.command_line(Path(__file__), "--resume", last_checkpoint, *flags,
                             launcher=distributed.launcher(world))
+
+
+def _flag(flag: str, value) -> list:
+    """``flag`` set to ``value`` on a command line: ``--lr 0.02``, ``--amp`` / ``--no-amp``."""
+    if isinstance(value, bool):        # --cuda-graph / --no-cuda-graph; --fake-data
+        return [flag] if value else ["--no-" + flag[2:]]
+    return [flag, format(value, "g") if isinstance(value, float) else value]
+
+
+def saved_form(value):
+    """A setting as a checkpoint holds it: paths absolute, as strings, so that
+    ``weights_only=True`` loads them and they mean the same from any folder."""
+    return str(Path(value).absolute()) if isinstance(value, Path) else value
 
 
 def smaller_lr_command(argv: list[str], lr: float, world=distributed.World()) -> str:
@@ -643,7 +666,7 @@ def run(args, argv, given, world, device) -> int:
     # 7. 添加tensorboard / TensorBoard: logs/p23_train/<run-id>/, beside the run's checkpoints
     # in checkpoints/p23_train/<run-id>/; a resumed run goes on in the same two folders.
     # Under torchrun, rank 0 alone writes them.
-    writer = run_ckpt = last_checkpoint = None
+    writer = run_ckpt = last_checkpoint = kept_args = None
     if world.is_main:
         run_id, run_ckpt, run_logs, purge_step = run_folders(args, resume, state)
         if state is not None:
@@ -653,6 +676,7 @@ def run(args, argv, given, world, device) -> int:
                      device, world, start, resumed=None if purge_step is None else
                      {"from": resume, "args": state.get("args") or {}})
         last_checkpoint = resume if purge_step is not None else None
+        kept_args = (state.get("args") or {}) if purge_step is not None else None
     epoch_seconds = []     # each epoch's training time, for --metrics
     total_test_loss = test_accuracy = confusion = None
     i = start
@@ -690,6 +714,7 @@ def run(args, argv, given, world, device) -> int:
             # The course saves the whole model, torch.save(gst, "gst_{}.pth".format(i)): a
             # pickle that needs the class to load and can run code. Here: a plain dict of
             # state_dicts, written to a temporary file and renamed (never half-written).
+            saved = {k: saved_form(v) for k, v in vars(args).items()}
             last_checkpoint = checkpoint.save({
                 "arch": "GST",
                 "model": gst.state_dict(),          # gst, not DDP's wrapper: the same keys
@@ -707,11 +732,11 @@ def run(args, argv, given, world, device) -> int:
                 "world_size": world.world_size,
                 "torchrun_launch": world.launch_id,
                 # vars(args), not the Namespace: plain data that weights_only=True loads
-                "args": {k: str(Path(v).absolute()) if isinstance(v, Path) else v
-                         for k, v in vars(args).items()},
+                "args": saved,
             }, run_ckpt / "gst_{}.pth".format(i), option="--checkpoint-dir DIR")
-            writer.flush()        # this epoch's points on disk with its checkpoint
+            kept_args = saved
             print("模型已保存 / saved {}".format(last_checkpoint))
+            writer.flush()        # this epoch's points on disk with its checkpoint
         if world.is_main:
             end_hparams(writer)     # every epoch trained: "success" in the HParams table
         digests = distributed.gather(weights_digest(gst))
@@ -724,18 +749,18 @@ def run(args, argv, given, world, device) -> int:
     except disk.WriteError as e:
         # A checkpoint or TensorBoard's event file could not be written (a full disk...):
         # the checkpoints before it are whole, and the run goes on from the last one.
-        raise e.with_hint(f"Stopped in epoch {i + 1} of {epoch}: "
-                          f"{what_was_kept(last_checkpoint, args, given, world)}") from None
+        kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
+        raise e.with_hint(f"Stopped in epoch {i + 1} of {epoch}: {kept}") from None
     except KeyboardInterrupt:
         if world.is_main:
-            print(f"stopped during epoch {i + 1} of {epoch}: "
-                  f"{what_was_kept(last_checkpoint, args, given, world)}", file=sys.stderr)
+            kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
+            print(f"stopped during epoch {i + 1} of {epoch}: {kept}", file=sys.stderr)
         raise
     except RuntimeError as e:
         if (why := distributed.peer_failure(e)) is None:
             raise
-        kept = what_was_kept(last_checkpoint, args, given, world) if world.is_main else \
-            "rank 0 says what was saved"
+        kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
+                if world.is_main else "rank 0 says what was saved")
         raise cli.UserError(f"lost contact with the other processes in epoch {i + 1} of "
                             f"{epoch} ({why}): {kept}") from None
     finally:
@@ -766,18 +791,24 @@ def run(args, argv, given, world, device) -> int:
             "checkpoint": str(last_checkpoint),
         }
         # written atomically too: a reader never sees half a JSON object
-        checkpoint.atomic_write(args.metrics, lambda f: f.write(
-            (json.dumps(metrics, indent=2) + "\n").encode()), option="--metrics PATH")
+        try:
+            checkpoint.atomic_write(args.metrics, lambda f: f.write(
+                (json.dumps(metrics, indent=2) + "\n").encode()), option="--metrics PATH")
+        except disk.WriteError as e:
+            raise e.with_hint(f"The training itself finished: every checkpoint is saved, the "
+                              f"last {last_checkpoint}") from None
         print(f"metrics: {args.metrics}")
     return 0
 
 
-def what_was_kept(last_checkpoint: Path | None, args, given, world) -> str:
-    """What an interrupted run leaves to go on from, and the command that does."""
+def what_was_kept(last_checkpoint: Path | None, kept_args: dict | None, args, given,
+                  world) -> str:
+    """What an interrupted run leaves to go on from, and the command that does
+    (``kept_args``: the settings ``last_checkpoint`` holds)."""
     if last_checkpoint is None:
-        return "no epoch finished, nothing to resume: run the same command again"
+        return "no checkpoint was saved, nothing to resume: run the same command again"
     return (f"{last_checkpoint.name} holds epoch {runs.epoch_of(last_checkpoint) + 1}; "
-            f"go on with: {resume_command(last_checkpoint, args, given, world)}")
+            f"go on with: {resume_command(last_checkpoint, args, given, world, kept_args)}")
 
 
 if __name__ == "__main__":

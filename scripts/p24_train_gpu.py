@@ -33,11 +33,11 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common import cli, disk
+from common import cli
 from common.data import announce_synthetic, cifar10_or_fake
 from common.device import available_devices, get_device, synchronize
 from common.model import GST
-from common.writer import log_interval, make_writer
+from common.writer import log_interval, make_writer, need_logdir
 
 SCRIPT = "p24_train_gpu"
 
@@ -55,7 +55,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    disk.need_writable(args.logdir / SCRIPT, "--logdir DIR")   # a wrong --logdir: now, not later
+    need_logdir(args.logdir, SCRIPT)     # a wrong --logdir: now, not later
 
     # 0. 定义训练的设备 / the device to train on
     if args.method == "cuda":

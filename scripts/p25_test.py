@@ -35,9 +35,9 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from common import checkpoint, cli, disk, figures, runs
+from common import checkpoint, cli, figures, runs
 from common.device import get_device
-from common.writer import make_writer
+from common.writer import make_writer, need_logdir
 # GST is imported by name so that a course-style whole-model pickle made by a script that
 # defined GST itself (pickled as __main__.GST) can find its class here (lesson 22's trap).
 from common.model import CIFAR10_CLASSES, GST
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     device = get_device(args.device)
     # a wrong --logdir stops now, not after every picture is classified
-    disk.need_writable(Path(args.logdir) / SCRIPT, "--logdir DIR")
+    need_logdir(args.logdir, SCRIPT)
 
     # 1. 加载模型 / load the trained model
     if args.checkpoint is not None:

@@ -370,7 +370,7 @@ def test_a_download_that_cannot_be_written_keeps_its_part_and_resumes(server, tm
     assert 0 < kept <= 100_000
     assert str(caught.value) == (
         f"cannot write {part}: the file is larger than this system allows (a file-size limit, "
-        "ulimit -f); free some space, or write elsewhere with --data-root DIR. "
+        "ulimit -f); raise the limit (ulimit -f unlimited), or write elsewhere with --data-root DIR. "
         f"{part.name} keeps {download._size(kept)} for the next run to resume")
     assert server.requests == [("good", None)]                # a full disk: no other source tried
     assert len(data.cifar10(root, train=True, mirrors=[server.url("good")])) == 50
@@ -404,7 +404,7 @@ def test_too_little_free_space_stops_before_any_download(server, tmp_path, monke
         data.cifar10(root, train=True, mirrors=[server.url("good")])
     assert str(caught.value) == (
         f"not enough space in {root} for CIFAR-10 (its archive, 162.6 MB, and its unpacked "
-        "copy, about 181.2 MB): it needs 343.8 MB, and 100.0 MB is free; free some space, or "
+        "copy, about 177.6 MB): it needs 340.2 MB, and 100.0 MB is free; free some space, or "
         "write elsewhere with --data-root DIR")
     assert server.requests == []
     assert not root.exists()

@@ -23,6 +23,7 @@ from conftest import REPO, SCRIPTS, events, file_size_limit, load_script, only_r
 
 p23 = load_script("p23_train")
 LIMIT_WORDS = "the file is larger than this system allows (a file-size limit, ulimit -f)"
+LIMIT_HINT = "raise the limit (ulimit -f unlimited), or write elsewhere with"
 
 
 def limited(n: int):
@@ -51,7 +52,7 @@ def small_sets(monkeypatch):
 
 @pytest.mark.parametrize("code, words, hint", [
     (errno.ENOSPC, "no space left on the device", "free some space, or write elsewhere with --x DIR"),
-    (errno.EFBIG, LIMIT_WORDS, "free some space, or write elsewhere with --x DIR"),
+    (errno.EFBIG, LIMIT_WORDS, "raise the limit (ulimit -f unlimited), or write elsewhere with --x DIR"),
     (errno.EROFS, "the file system is read-only", "choose a folder you can write to with --x DIR"),
     (errno.EACCES, "permission denied", "choose a folder you can write to with --x DIR"),
     (errno.ENOTDIR, "a part of the path is a file, not a folder", "name a folder, not a file, with --x DIR"),
@@ -110,8 +111,8 @@ def test_atomic_save_past_a_file_size_limit_keeps_the_old_file(tmp_path):
     before = path.read_bytes()
     with file_size_limit(100_000), pytest.raises(disk.WriteError) as caught:
         checkpoint.save({"w": torch.zeros(100_000)}, path, option="--checkpoint-dir DIR")
-    assert str(caught.value) == (f"cannot write {path}: {LIMIT_WORDS}; free some space, or write "
-                                 "elsewhere with --checkpoint-dir DIR")
+    assert str(caught.value) == (f"cannot write {path}: {LIMIT_WORDS}; {LIMIT_HINT} "
+                                 "--checkpoint-dir DIR")
     assert path.read_bytes() == before                  # the old file, whole
     assert files_under(tmp_path) == ["ckpt/w.pth"]      # no temporary file left
     assert torch.equal(checkpoint.load(path)["w"], torch.zeros(10))
@@ -136,8 +137,8 @@ def test_p23_past_a_file_size_limit_is_one_line_and_leaves_no_checkpoint(tmp_pat
     run_id = only_run(tmp_path / "logs", "p23_train").name
     gst_0 = tmp_path / "ckpt" / "p23_train" / run_id / "gst_0.pth"
     assert error_lines(err) == [
-        f"error: cannot write {gst_0}: {LIMIT_WORDS}; free some space, or write elsewhere with "
-        "--checkpoint-dir DIR. Stopped in epoch 1 of 1: no epoch finished, nothing to resume: "
+        f"error: cannot write {gst_0}: {LIMIT_WORDS}; {LIMIT_HINT} "
+        "--checkpoint-dir DIR. Stopped in epoch 1 of 1: no checkpoint was saved, nothing to resume: "
         "run the same command again"]
     assert "整体测试集上的正确率" in out                # it trained and tested the epoch first
 
@@ -176,7 +177,7 @@ def test_p23_stops_when_tensorboard_cannot_write(tmp_path, small_sets, capsys):
     logs = only_run(tmp_path / "logs", "p23_train")
     (event_file,) = logs.glob("events.out.tfevents.*")
     m = re.fullmatch(rf"error: cannot write {re.escape(str(event_file))}: {re.escape(LIMIT_WORDS)}; "
-                     r"free some space, or write elsewhere with --logdir DIR\. Stopped in epoch "
+                     rf"{re.escape(LIMIT_HINT)} --logdir DIR\. Stopped in epoch "
                      r"(\d+) of 20: gst_(\d+)\.pth holds epoch (\d+); go on with: .+", err)
     assert m, err
     stopped, last, held = map(int, m.groups())
@@ -206,26 +207,102 @@ def test_p23_an_output_path_through_a_file_stops_before_any_work(tmp_path, flag,
     assert p23.main(argv) == 1
     out, err = capsys.readouterr()
     where = {"--checkpoint-dir": afile / "out" / "p23_train", "--logdir": afile / "out" / "p23_train",
-             "--metrics": afile, "--data-root": afile / "data"}[flag]
-    option = {"--metrics": "--metrics PATH"}.get(flag, f"{flag} DIR")
-    cause = "it is a file, not a folder" if flag == "--metrics" else \
-        "a part of the path is a file, not a folder"
-    assert err == f"error: cannot write {where}: {cause}; name a folder, not a file, with {option}\n"
+             "--metrics": afile / "m.json", "--data-root": afile / "data"}[flag]
+    hint = "give another path with --metrics PATH" if flag == "--metrics" else \
+        f"name a folder, not a file, with {flag} DIR"
+    assert err == f"error: cannot write {where}: a part of the path is a file, not a folder; {hint}\n"
     assert "训练数据集的长度" not in out                  # stopped before reading any data
+    assert files_under(tmp_path) == ["afile"]
+
+
+def test_p23_metrics_naming_a_folder_stops_before_any_work(tmp_path, capsys):
+    argv = ["--fake-data", "--epochs", "1", "--device", "cpu", "--metrics", str(tmp_path),
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--logdir", str(tmp_path / "logs")]
+    assert p23.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert err == (f"error: cannot write {tmp_path}: it is a folder; give a file's path, not a "
+                   "folder's with --metrics PATH\n")
+    assert "训练数据集的长度" not in out
+    assert files_under(tmp_path) == []
+
+
+def test_p23_metrics_that_cannot_be_written_says_the_checkpoints_are_whole(
+        tmp_path, small_disk, small_sets, monkeypatch, capsys):
+    """The last write of a run, the JSON file, fails: its disk fills up while the run trains.
+    The line says that the training and its checkpoints are complete."""
+    metrics = small_disk("64k") / "m.json"
+    real_train = p23.train
+
+    def train_and_fill_the_disk(*args, **kwargs):
+        fd = os.open(metrics.parent / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, bytes(4096))
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(p23, "train", train_and_fill_the_disk)
+    argv = ["--fake-data", "--epochs", "1", "--device", "cpu", "--metrics", str(metrics),
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--logdir", str(tmp_path / "logs")]
+    assert p23.main(argv) == 1
+    (err,) = error_lines(capsys.readouterr().err)
+    run_id = only_run(tmp_path / "logs", "p23_train").name
+    gst_0 = tmp_path / "ckpt" / "p23_train" / run_id / "gst_0.pth"
+    assert err == (f"error: cannot write {metrics}: no space left on the device; free some space, "
+                   "or write elsewhere with --metrics PATH. The training itself finished: every "
+                   f"checkpoint is saved, the last {gst_0}")
+    assert checkpoint.load(gst_0)["epoch"] == 0
+    assert files_under(metrics.parent) == ["filler"]        # no half-written JSON
+
+
+def test_need_writable_on_a_full_disk_leaves_nothing(small_disk):
+    full = small_disk("64k")
+    (full / "filler").write_bytes(bytes(64 * 1024))
+    with pytest.raises(disk.WriteError) as caught:
+        disk.need_writable(full / "a" / "b", "--x DIR")
+    assert str(caught.value).startswith(f"cannot write {full / 'a' / 'b'}: no space left on "
+                                        "the device; free some space")
+    assert files_under(full) == ["filler"] and list(full.iterdir()) == [full / "filler"]
+
+
+@pytest.mark.parametrize("script", ["p10_dataset_transform", "p11_dataloader", "p14_conv2d",
+                                    "p15_maxpool", "p16_nonlinear", "p18_sequential",
+                                    "p24_train_gpu", "p25_test"])
+def test_a_lesson_with_a_logdir_through_a_file_stops_before_reading_data(tmp_path, script, capsys,
+                                                                       offline):
+    """No CIFAR-10 under --data-root and no network: a lesson that read its data first would
+    stop with the download's line instead."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    argv = ["--logdir", str(afile / "logs")]
+    if script not in ("p10_dataset_transform", "p11_dataloader"):     # they have no --device
+        argv += ["--device", "cpu"]
+    if script != "p18_sequential":
+        argv += [str(REPO / "README.md")] if script == "p25_test" else \
+            ["--data-root", str(tmp_path / "data")]
+    assert load_script(script).main(argv) == 1
+    out, err = capsys.readouterr()
+    assert err == (f"error: cannot write {afile / 'logs' / script}: a part of the path is a file, "
+                   "not a folder; name a folder, not a file, with --logdir DIR\n")
     assert files_under(tmp_path) == ["afile"]
 
 
 # --- p22: 1.1 GB of VGG16 --------------------------------------------------------------------
 
 def test_p22_past_a_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    """The issue's own run, as a learner types it (`ulimit -f`, then the script): the whole
+    process's stderr is one line, with no traceback from a thread or at exit."""
     done = subprocess.run([sys.executable, str(SCRIPTS / "p22_model_save.py"), "--arch",
                            "squeezenet1_1", "--device", "cpu", "--checkpoint-dir", tmp_path],
                           capture_output=True, text=True, preexec_fn=limited(1_000_000),
                           cwd=REPO, timeout=300)
     assert done.returncode == 1
-    assert error_lines(done.stderr) == [
+    assert done.stderr.splitlines() == [
         f"error: cannot write {tmp_path / 'p22_model_save' / 'squeezenet1_1_method1.pth'}: "
-        f"{LIMIT_WORDS}; free some space, or write elsewhere with --checkpoint-dir DIR"]
+        f"{LIMIT_WORDS}; {LIMIT_HINT} --checkpoint-dir DIR"]
     assert files_under(tmp_path) == []
 
 
@@ -251,6 +328,6 @@ def test_p22_checks_the_space_its_files_need_before_writing(tmp_path, monkeypatc
     assert m, err
     each, needed = float(m.group(1)), float(m.group(2))
     saved_mb = saved / 2**20                                        # MB as the line counts
-    assert saved_mb - 0.05 <= needed <= saved_mb * 1.02 + 0.1       # enough, and not much more
+    assert saved_mb - 0.05 <= needed <= saved_mb + 0.25             # enough, and not much more
     assert each == pytest.approx(needed / 2, abs=0.1)
     assert not (tmp_path / "tight").exists()          # nothing written, not even a folder

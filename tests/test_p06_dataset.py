@@ -1,4 +1,7 @@
+import os
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -140,3 +143,43 @@ def test_unreadable_image_is_one_line(tmp_path, capsys):
     rc, out, err = run(image_folder, practice, capsys)
     assert rc == 1
     assert err.startswith(f"error: cannot read image {bad}: ") and err.count("\n") == 1
+
+
+def test_a_label_path_that_is_a_folder_is_one_line_and_stays(tmp_path, capsys):
+    image_folder, practice = copy_samples(tmp_path, n_ants=2, n_bees=1)
+    first = sorted((practice / "train/ants_image").iterdir())[0]
+    in_the_way = practice / "train/ants_label" / (first.stem + ".txt")
+    in_the_way.mkdir(parents=True)
+    rc, out, err = run(image_folder, practice, capsys)
+    assert rc == 1
+    assert err == (f"error: cannot write {in_the_way}: it is a folder; choose a folder you can "
+                   "write to with --practice-folder DIR\n")
+    assert in_the_way.is_dir() and list((practice / "train/ants_label").iterdir()) == [in_the_way]
+
+
+def test_a_full_disk_while_writing_labels_is_one_line(tmp_path, small_disk, capsys):
+    """The practice folder on a disk with room for its images and a few label files."""
+    image_folder, practice = copy_samples(tmp_path, n_ants=3, n_bees=3)
+    disk = small_disk("1m")
+    shutil.copytree(practice, disk / "practice")
+    used = sum(p.stat().st_size for p in (disk / "practice").rglob("*") if p.is_file())
+    # tmpfs counts whole 4 KiB pages: leave room for the folder entries and two label files
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(4096))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, filler.stat().st_size - 3 * 4096)
+    rc, out, err = run(image_folder, disk / "practice", capsys)
+    assert rc == 1 and used > 0
+    m = re.fullmatch(rf"error: cannot write ({re.escape(str(disk / 'practice' / 'train'))}/"
+                     r"(ants|bees)_label/\S+\.txt): no space left on the device; free some "
+                     r"space, or write elsewhere with --practice-folder DIR\n", err)
+    assert m, err
+    assert not Path(m.group(1)).exists()                  # no empty label file left
+    for label in (disk / "practice" / "train").glob("*_label/*.txt"):
+        assert label.read_text() in ("ants", "bees")      # those written are whole

@@ -5,6 +5,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,6 +245,52 @@ def test_the_resume_command_repeats_how_the_steps_ran():
     assert p23.resume_command(REPO / "gst_0.pth", args, {"cuda_graph"}).endswith(
         "gst_0.pth --cuda-graph")
     assert "cuda-graph" not in p23.resume_command(REPO / "gst_0.pth", args, set())
+
+
+def test_the_resume_command_repeats_what_this_run_changed_from_its_checkpoint():
+    args = p23.get_args_parser().parse_args(["--resume", "last", "--epochs", "4", "--lr", "0.02",
+                                             "--fake-data", "--amp"])
+    saved = {k: p23.saved_form(v) for k, v in vars(args).items()}
+    saved.update(epochs=3, lr=0.01, fake_data=False, image_folder="/pictures", amp=False)
+    line = p23.resume_command(REPO / "gst_2.pth", args, {"epochs", "lr"}, saved=saved)
+    assert line.endswith("gst_2.pth --fake-data --epochs 4 --lr 0.02 --amp")
+    # what the checkpoint holds is not repeated; nor is --no-fake-data, which doesn't exist
+    args.fake_data, args.image_folder = False, Path("/pictures")
+    saved.update(epochs=4, lr=0.02, fake_data=True, image_folder=None, amp=True)
+    assert p23.resume_command(REPO / "gst_2.pth", args, set(), saved=saved).endswith(
+        "gst_2.pth --image-folder /pictures")
+
+
+def test_ctrl_c_before_a_resumed_run_saves_keeps_its_new_settings(tmp_path, monkeypatch, capsys):
+    """`--resume last --epochs 4 --lr 0.02`, then Ctrl-C before that run saved anything: the
+    command it prints goes on from the old checkpoint with the new epochs and lr."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    paths = _paths(tmp_path)
+    assert p23.main(["--fake-data", "--epochs", "2", "--batch-size", "16", "--device", "cpu",
+                     *paths]) == 0
+    run_ckpt = _run_checkpoints(tmp_path)
+    with monkeypatch.context() as m:
+        real_train = p23.train
+
+        def interrupted(gst, step, loader, *args, **kwargs):
+            def stops():
+                yield next(iter(loader))
+                raise KeyboardInterrupt
+            return real_train(gst, step, stops(), *args, **kwargs)
+
+        m.setattr(p23, "train", interrupted)
+        assert p23.main(["--resume", "last", "--epochs", "4", "--lr", "0.02", *paths]) == 130
+    err = capsys.readouterr().err
+    (command,) = re.findall(r"go on with: (.+)$", err, re.M)
+    assert re.search(r"^stopped during epoch 3 of 4: gst_1\.pth holds epoch 2; go on with: ", err, re.M)
+    command = shlex.split(command)
+    assert command[command.index("--resume") + 1] == str(run_ckpt / "gst_1.pth")
+    assert command[command.index("--epochs") + 1] == "4" and command[command.index("--lr") + 1] == "0.02"
+    assert p23.main(command[2:]) == 0
+    assert _ckpt_names(run_ckpt) == [f"gst_{i}.pth" for i in range(4)]
+    final = checkpoint.load(run_ckpt / "gst_3.pth")
+    assert final["args"]["epochs"] == 4 and final["optimizer"]["param_groups"][0]["lr"] == 0.02
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -502,8 +549,9 @@ def test_ctrl_c_in_the_first_epoch_leaves_no_empty_checkpoint_folder(tmp_path, m
 
     monkeypatch.setattr(p23, "train", interrupted)
     assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 130
-    assert capsys.readouterr().err == ("stopped during epoch 1 of 10: no epoch finished, nothing "
-                                       "to resume: run the same command again\ninterrupted\n")
+    assert capsys.readouterr().err == ("stopped during epoch 1 of 10: no checkpoint was saved, "
+                                       "nothing to resume: run the same command again\n"
+                                       "interrupted\n")
     assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
 
 

@@ -2,10 +2,10 @@
 fresh copy of the repository, then p25 with no --checkpoint.
 
 The commands are read from README.md (the "quick:" variant where a row offers one), so the
-table and this test can't drift apart. They run in one Python process started in the copy
-(each script as __main__, with its own argv, as `python scripts/...` runs it), so torch is
-imported once; the copy's own `common/` is the one imported, and every default path (logs/,
-checkpoints/, dataset/) is the copy's.
+table and this test can't drift apart. They run in two Python processes started in the copy,
+each on one thread (each script as __main__, with its own argv, as `python scripts/...` runs
+it), so torch is imported twice, not once a lesson; the copy's own `common/` is the one
+imported, and every default path (logs/, checkpoints/, dataset/) is the copy's.
 """
 import io
 import json
@@ -29,6 +29,8 @@ from conftest import REPO, events
 
 DRIVER = r"""
 import contextlib, io, json, runpy, shlex, sys, time, traceback
+import torch
+torch.set_num_threads(1)        # one core a lane: two lanes of two threads each fight
 commands, report = json.loads(sys.argv[1]), sys.argv[2]
 results = []
 for command in commands:
@@ -70,15 +72,28 @@ def walk(tmp_path_factory):
     for part in ("common", "scripts", "dataset"):
         shutil.copytree(REPO / part, copy / part, ignore=ignore)
     commands = readme_lesson_commands()
-    report = copy.parent / "report.json"
+    every = [c for _, c in commands] + ["python scripts/p25_test.py "
+                                        "dataset/hymenoptera_sample/val/ants/761110181_9019c647dc.jpg"]
+    # Two lanes at once, one a core: p23's training and the p25 runs that read its checkpoint,
+    # in their order; and every other lesson, in the table's order. No lesson of one lane
+    # reads what the other writes.
+    lanes = [[i for i, c in enumerate(every) if re.search(r"scripts/p2[35]_", c)]]
+    lanes.append([i for i in range(len(every)) if i not in lanes[0]])
     env = dict(os.environ, PYTHONPATH=str(copy))
-    done = subprocess.run([sys.executable, "-c", DRIVER,
-                           json.dumps([c for _, c in commands] + ["python scripts/p25_test.py "
-                                      "dataset/hymenoptera_sample/val/ants/761110181_9019c647dc.jpg"]),
-                           str(report)], cwd=copy, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(report.read_text())
+    drivers = [subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps([every[i] for i in lane]),
+                                 str(copy.parent / f"report{n}.json")], cwd=copy, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for n, lane in enumerate(lanes)]
+    results, commons = [None] * len(every), set()
+    for n, (lane, driver) in enumerate(zip(lanes, drivers)):
+        _, stderr = driver.communicate(timeout=600)
+        assert driver.returncode == 0, stderr[-3000:]
+        report = json.loads((copy.parent / f"report{n}.json").read_text())
+        commons.add(report["common"])
+        for i, r in zip(lane, report["results"]):
+            results[i] = r
+    (common_file,) = commons
+    result = {"common": common_file, "results": results}
     for r in result["results"]:        # shown with -s, or when a test fails
         print(f"{r['seconds']:6.1f} s  {r['command']}")
     return copy, commands, result
