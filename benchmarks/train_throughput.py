@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib.util
 import io
 import itertools
 import os
@@ -47,22 +46,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import data
-from common import cli
-from common.cli import UserError, positive_int
-from common.device import fast_bf16, get_device, synchronize
-from common.model import GST
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))        # run as a file: the repository's scripts/ (p23) importable
+
+from common import cli, data  # noqa: E402
+from common.cli import UserError, positive_int  # noqa: E402
+from common.device import choose_kernels, fast_bf16, get_device, synchronize  # noqa: E402
+from common.model import GST  # noqa: E402
+from scripts import p23_train  # noqa: E402  (importing it runs nothing)
+
 WARMUP_BATCHES = 20
-
-
-def load_p23():
-    """scripts/p23_train.py as a module (importing it runs nothing)."""
-    spec = importlib.util.spec_from_file_location("p23_train", REPO / "scripts" / "p23_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def course_setup(dataset, device):
@@ -159,7 +152,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
-    p23 = load_p23()
+    p23 = p23_train
+    choose_kernels(device, repeatable=False)   # what p23 sets without --seed: cudnn.benchmark
     dataset = data.FakeCIFAR10(train=True, size=args.images, transform=transforms.ToTensor())
     images, targets = data.cifar_uint8(dataset)
     n = len(dataset)

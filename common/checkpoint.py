@@ -1,8 +1,18 @@
 """Checkpoints: atomic save of a plain dict, safe load, and one-line errors for bad files.
 
-A checkpoint is a dict of plain data — ``{"arch", "model", "optimizer", "epoch", "classes",
-"args"}`` with state_dicts and ``vars(args)`` — so ``torch.load(weights_only=True)`` reads it
-and no code from the file is ever run. The course's whole-model ``torch.save(model)`` files
+A checkpoint is a dict of plain data — state_dicts, numbers, strings, lists and
+``vars(args)`` — so ``torch.load(weights_only=True)`` reads it and no code from the file is
+ever run. p23_train writes these keys (p25 and ``--resume`` read them):
+
+- ``arch`` ("GST"), ``model`` (its state_dict), ``optimizer`` (SGD's state_dict: momentum);
+- ``epoch``: the 0-based index of the epoch just trained, the N of ``gst_N.pth``;
+- ``total_train_step``, ``total_test_step``: the course's counters, where the curves go on;
+- ``classes``, ``normalize`` (``(mean, std)`` after ToTensor, or None), ``data`` (its source);
+- ``rng``: the shuffle generator's state; ``test_loss``, ``test_accuracy``: this epoch's;
+- ``run_id``, ``world_size``, ``torchrun_launch``: the run, and the torchrun launch it was;
+- ``args``: the run's settings, ``vars(args)`` with paths as strings.
+
+Any dict of plain data saves and loads here; those are only p23's. The course's whole-model ``torch.save(model)`` files
 are pickles: loading one runs whatever the file says, so it needs ``trust_pickle=True``.
 """
 from __future__ import annotations
@@ -17,7 +27,7 @@ import torch
 from torch import nn
 
 from common import disk
-from common.cli import UserError
+from common.cli import UserError, reason
 
 
 class PickleRefused(UserError):
@@ -84,7 +94,18 @@ def save(obj: Any, path: Path, *, option: str | None = None) -> Path:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where the system says it (Linux 4.7+:
+    ``Umask:`` in /proc/self/status). Elsewhere ``os.umask`` is the only way to read it, and
+    it sets a new one: it is set back at once, but another thread creating a file in between
+    would get the wrong mode, so that is the fallback, not the rule."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -119,7 +140,7 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
         # A file that is not a checkpoint, or a truncated one, fails in many ways inside
         # the unpickler or the zip reader (RuntimeError, EOFError, KeyError, struct.error...);
         # only the zip reader's own words (a RuntimeError) say something to a user.
-        first = str(e).splitlines()[0] if isinstance(e, RuntimeError) and str(e) else ""
+        first = reason(e) if isinstance(e, RuntimeError) and str(e) else ""
         raise UserError(f"{path} is not a PyTorch checkpoint, or it is truncated"
                         + (f" ({first})" if first else "")) from None
 

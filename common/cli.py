@@ -61,11 +61,21 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
             from common import disk
             if e.errno not in disk.ONLY_WRITES:
                 raise
-            print(f"error: {_which_process()}{disk.failed(e.filename and Path(e.filename), e)}",
+            print(f"error: {_which_process()}{disk.failed(e.filename and Path(e.filename) or output_name(), e)}",
                   file=sys.stderr)
             return EXIT_ERROR
 
     return wrapper
+
+
+def output_name() -> str:
+    """What a failed write that names no file was writing: this program's printed output
+    (a print() to a file on a full disk), and where it goes when that can be told."""
+    try:
+        where = os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")
+    except (OSError, ValueError, AttributeError):
+        where = None
+    return "the printed output (standard output" + (f", {where}" if where else "") + ")"
 
 
 def _which_process() -> str:
@@ -208,17 +218,23 @@ def seed_flags(default: int | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _add_seed(p: argparse.ArgumentParser, default: int | None) -> None:
+def _add_seed(p: argparse.ArgumentParser, default: int | None, kernels: bool = False) -> None:
+    # kernels: the script calls common.device.choose_kernels(device, repeatable=seed given)
+    cuda = ("; on CUDA it also picks deterministic kernels (cuDNN's autotuner off, "
+            "torch.use_deterministic_algorithms), as torchvision's reference scripts do: the "
+            "same numbers every run, a little slower" if kernels else "")
     p.add_argument("--seed", type=seed_int, default=default,
-                   help="random seed for repeatable runs (default: "
+                   help=f"random seed for repeatable runs{cuda} (default: "
                         f"{'none, a fresh run each time' if default is None else default})")
 
 
 def train_flags(*, batch_size: int = 64, epochs: int | None = 10, lr: float | None = 0.01,
-                seed: int | None = None) -> argparse.ArgumentParser:
+                seed: int | None = None, kernels: bool = False) -> argparse.ArgumentParser:
     """``--batch-size --epochs --lr --seed``; the course's values are the defaults.
 
     A lesson that has no use for ``--epochs`` or ``--lr`` passes ``None`` to leave it out.
+    ``kernels``: the lesson trains on the device and calls
+    :func:`common.device.choose_kernels`, so ``--help`` says what ``--seed`` does on CUDA.
     """
     p = _parent()
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
@@ -229,7 +245,7 @@ def train_flags(*, batch_size: int = 64, epochs: int | None = 10, lr: float | No
     if lr is not None:
         p.add_argument("--lr", type=positive_float, default=lr,
                        help=f"learning rate of SGD (default: {lr})")
-    _add_seed(p, seed)
+    _add_seed(p, seed, kernels)
     return p
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, ImageFolder, VisionDataset
@@ -280,6 +280,20 @@ def open_image(path: Path) -> Image.Image:
         raise UserError(f"cannot read image {path}: {reason(e)}") from None
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned the way its EXIF orientation says. A phone stores a photo taken
+    upright as the sensor saw it (often sideways) with a tag saying how to turn it; image
+    viewers apply it, ``Image.open`` does not, so without this the network sees it sideways."""
+    return ImageOps.exif_transpose(image)
+
+
+def upright_rgb_loader(path: str) -> Image.Image:
+    """ImageFolder's loader (torchvision's ``pil_loader``: open, RGB), EXIF orientation applied."""
+    with open(path, "rb") as f:
+        with Image.open(f) as img:
+            return upright(img).convert("RGB")
+
+
 def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:
     """``<folder>/<split>/<class>/<image>``: torchvision's ImageFolder, label = folder name."""
     folder = Path(folder)
@@ -289,7 +303,7 @@ def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:
     if not split_dir.is_dir():
         raise UserError(f"{folder} has no {split}/ folder; expected {folder}/{split}/<class>/<image>")
     try:
-        return ImageFolder(str(split_dir), transform=transform)
+        return ImageFolder(str(split_dir), transform=transform, loader=upright_rgb_loader)
     except FileNotFoundError as e:     # no class folders, or no images in them
         raise UserError(f"{split_dir}: {e}") from None
 

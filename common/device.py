@@ -1,6 +1,8 @@
 """``--device`` to a ``torch.device``, with ``torch.accelerator`` deciding what exists."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from common.cli import UserError
@@ -48,3 +50,25 @@ def fast_bf16(device: torch.device) -> bool:
         check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
         return bool(check()) if check is not None else True
     return True
+
+
+def choose_kernels(device: torch.device, repeatable: bool) -> None:
+    """How cuDNN picks its kernels for a training run on ``device``, as torchvision's
+    reference ``train.py`` does.
+
+    A run that must repeat (``--seed`` given) gets deterministic kernels: cuDNN's autotuner
+    off (it times candidates and may pick another one next run) and
+    ``torch.use_deterministic_algorithms``; cuBLAS then needs ``CUBLAS_WORKSPACE_CONFIG``,
+    set here before its first use. ``warn_only``: an op with no deterministic kernel warns
+    rather than stopping a lesson. Otherwise the autotuner picks the fastest kernels for
+    these shapes (``cudnn.benchmark``). CPU and MPS runs are left as they are: a seed
+    already repeats them.
+    """
+    if device.type != "cuda":
+        return
+    if repeatable:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.backends.cudnn.benchmark = True

@@ -127,7 +127,7 @@ def need_writable_file(path: Path, option: str | None = None) -> Path:
     must not be a folder itself."""
     path, with_flag = Path(path), f" with {option}" if option else ""
     if path.is_dir():
-        raise WriteError(path, REFUSED[errno.EISDIR], f"give a file's path, not a folder's{with_flag}")
+        raise WriteError(path, REFUSED[errno.EISDIR], f"give a file's path, not a folder's{',' if option else ''}{with_flag}")
     try:
         need_writable(path.parent, option)
     except WriteError as e:

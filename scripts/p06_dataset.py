@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from common import cli, disk, paths
+from common.checkpoint import atomic_write
 from common.cli import UserError
 from common.data import open_image
 
@@ -94,16 +95,11 @@ def write_label_files(root_dir: str, target_dir: str) -> tuple[str, list[str]]:
     for i in img_path:
         file_name = i.split('.jpg')[0]
         label_path = os.path.join(root_dir, out_dir, "{}.txt".format(file_name))
-        try:
-            with open(label_path, 'w') as f:
-                f.write(label)
-        except OSError as e:     # a full disk, a read-only folder: no empty label file left
-            if not os.path.isdir(label_path):   # (a folder of that name stays as it was)
-                try:
-                    Path(label_path).unlink(missing_ok=True)
-                except OSError:
-                    pass
-            raise disk.failed(Path(label_path), e, "--practice-folder DIR") from None
+        # The course: with open(label_path, 'w') as f: f.write(label). That empties the file
+        # first, so a write that fails (a full disk) loses the label a rerun was rewriting;
+        # here it is written beside it and renamed over it once whole (a failure is one line).
+        atomic_write(Path(label_path), lambda f: f.write(label.encode()),
+                     option="--practice-folder DIR")
     return out_dir, img_path
 
 

@@ -27,13 +27,13 @@ from torch import nn
 
 from common import cli
 from common.data import announce_synthetic, cifar10_test_loader
-from common.device import get_device
+from common.device import choose_kernels, get_device
 from common.model import GST
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = cli.parser(__doc__, cli.device_flags(), cli.data_flags(),
-                   cli.train_flags(batch_size=64, epochs=20, lr=0.01))
+                   cli.train_flags(batch_size=64, epochs=20, lr=0.01, kernels=True))
     p.add_argument("--print-steps", action="store_true",
                    help="also print every batch's loss, as the course does (default: off)")
     return p
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     announce_synthetic(args)
     if args.seed is not None:
         torch.manual_seed(args.seed)     # the same initial weights, so the same losses
+    choose_kernels(device, repeatable=args.seed is not None)
 
     # 1. 准备数据集 / the data: the CIFAR-10 test set, as the course uses it
     dataloader = cifar10_test_loader(args, batch_size=args.batch_size, drop_last=True)

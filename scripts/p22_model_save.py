@@ -94,9 +94,11 @@ def main(argv=None) -> int:
     state = vgg16.state_dict()
     weights = sum(t.numel() * t.element_size() for t in state.values())
     size = weights + SAVE_OVERHEAD_PER_TENSOR * len(state) + SAVE_OVERHEAD_PER_FILE
-    disk.need_space(checkpoint_dir, disk.peak_bytes(
-        [(checkpoint_dir / f"{args.arch}_method{n}.pth", size) for n in (1, 2)]),
-        f"the two {args.arch} files ({disk.megabytes(size)} each)", WHERE)
+    files = [(checkpoint_dir / f"{args.arch}_method{n}.pth", size) for n in (1, 2)]
+    replaced = ", less the old ones they replace" if any(p.exists() for p, _ in files) else ""
+    disk.need_space(checkpoint_dir, disk.peak_bytes(files),
+                    f"the two {args.arch} files (at most {disk.megabytes(size)} each{replaced})",
+                    WHERE)
 
     # 1. 保存方式1: 模型结构+参数 / method 1: the whole model (structure + weights), pickled.
     # The course: torch.save(vgg16, "vgg16_method1.pth"), a path relative to where you run it;

@@ -7,7 +7,8 @@ saves a checkpoint.
 
 What to look at:
   - the printed "训练次数：..., Loss: ..." falling, and "整体测试集上的正确率" (test accuracy)
-    rising from ~0.1 (chance) epoch after epoch;
+    rising from ~0.1 (chance) over the run: on the whole, not at every epoch (SGD is noisy,
+    and an epoch can end a little worse than the one before);
   - TensorBoard (tensorboard --logdir logs): run logs/p23_train/<run-id>/ with the course's
     tags train_loss, test_loss and test_accuracy (every epoch); and beyond the course, what
     the model learned: test_accuracy_per_class/<class> (which class lags), the confusion
@@ -35,9 +36,11 @@ GPU or machine").
 Speed: the course converts every image with PIL + ToTensor inside the DataLoader, one by one.
 Here the dataset is held as one uint8 tensor on the training device and each batch is one
 gather + divide there; the network runs in channels_last on CPU and CUDA. Same model, same
-maths, faster (benchmarks/train_throughput.py measures it; benchmarks/README.md). On a
-fast GPU the eager loop still waits on Python to launch each step's dozens of small kernels:
---cuda-graph records the step once and replays it with one launch (common/step.py).
+maths: about 1.3x the course's loop on a 2-core CPU, where the convolutions themselves are
+the bound (benchmarks/train_throughput.py measures it; benchmarks/README.md has the rows).
+On a fast GPU the eager loop waits on Python to launch each step's dozens of small kernels:
+--cuda-graph records the step once and replays it with one launch (common/step.py; its GPU
+figures are still to be measured).
 
 Examples:
   python scripts/p23_train.py --device mps              # the course's run (downloads CIFAR-10)
@@ -65,7 +68,7 @@ from tqdm import tqdm
 
 from common import checkpoint, cli, data, disk, distributed, figures, runs
 from common import step as common_step
-from common.device import fast_bf16, get_device, synchronize
+from common.device import choose_kernels, fast_bf16, get_device, synchronize
 from common.model import GST
 from common.writer import (LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, add_hparams,
                            close, end_hparams, log_interval, need_tensorboard, open_writer)
@@ -104,7 +107,7 @@ def get_args_parser():
                             "the checkpoints root: a run writes CHECKPOINT_DIR/p23_train/"
                             "<run-id>/gst_<epoch>.pth, the <run-id> of its TensorBoard run "
                             "(default: checkpoints/ in the repository)"),
-                        cli.train_flags())
+                        cli.train_flags(kernels=True))
     parser.add_argument("--momentum", type=cli.momentum_float, default=0.0,
                         help="SGD momentum, 0 or more and below 1; the course uses none "
                              "(default: 0.0)")
@@ -212,8 +215,9 @@ def train(gst, step, train_dataloader, total_train_step=0, writer=None,
     gst.train()   # 训练模式 / training mode (matters for Dropout/BatchNorm; GST has none)
     with tqdm(train_dataloader, desc=desc, unit="batch", dynamic_ncols=True,
               disable=not show_progress) as bar:
-        for data in bar:
-            imgs, targets = data
+        # The course writes `for data in train_dataloader: imgs, targets = data`; here `data`
+        # is common.data, so the batch is unpacked where it is taken.
+        for imgs, targets in bar:
             loss = step(imgs, targets)   # forward, loss, backward, optimizer step: train_step()
 
             total_train_step += 1
@@ -242,12 +246,12 @@ def test(gst, test_dataloader, loss_fn, test_data_size, num_classes):
     confusion = torch.zeros(num_classes ** 2, dtype=torch.int64,
                             device=next(gst.parameters()).device)
     with torch.no_grad():
-        for data in test_dataloader:
-            imgs, targets = data
+        for imgs, targets in test_dataloader:      # the course: for data in ...: imgs, targets = data
             outputs = gst(imgs)
             loss = loss_fn(outputs, targets)
             # The course adds loss.item() here, which waits for the device every batch;
-            # summing tensors on the device and reading once at the end gives the same total.
+            # summing tensors on the device and reading once at the end gives the same total
+            # up to float rounding (362.18597 against 362.18587 over 10,000 images).
             total_test_loss = total_test_loss + loss
             accuracy = (outputs.argmax(1) == targets).sum()
             total_accuracy = total_accuracy + accuracy
@@ -408,7 +412,10 @@ def run_folders(args, resume: Path | None, state: dict | None):
         elif (last := runs.checkpoints_of(run_ckpt)[-1]).resolve() != resume.resolve():
             why = f"{resume.name} is not its run's last checkpoint ({last.name} is)"
         else:
+            # it writes into the run's own folders: can it, before an epoch is spent?
+            disk.need_writable(run_ckpt, "--checkpoint-dir DIR")
             disk.make_dir(logs_root / run_id, "--logdir DIR")
+            disk.need_writable(logs_root / run_id, "--logdir DIR")
             # TensorBoard hides what the interrupted run logged after this checkpoint.
             return run_id, run_ckpt, logs_root / run_id, state.get("total_train_step", 0) + 1
         print(f"{why}: it goes on as a new run")
@@ -576,8 +583,8 @@ def run(args, argv, given, world, device) -> int:
               "bf16 autocast will be slower here than without --amp")
     if args.seed is not None:
         torch.manual_seed(args.seed)          # the model's initial weights
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
+    # cuDNN's fastest kernels, or with --seed deterministic ones, so the run repeats
+    choose_kernels(device, repeatable=args.seed is not None)
 
     # 1. 准备数据集 / prepare the dataset
     train_images, train_targets, test_images, test_targets, classes = load_data(args)
@@ -632,7 +639,9 @@ def run(args, argv, given, world, device) -> int:
     # 6. 设置训练网络的一些参数 / training counters
     total_train_step = 0   # 记录训练的次数 / optimizer steps so far (x axis of train_loss)
     total_test_step = 0    # 记录测试的次数 / test passes so far (x axis of test_loss)
-    epoch = args.epochs    # 训练的轮数 / number of epochs, in all
+    # 训练的轮数 / the number of epochs, in all. The course calls it `epoch`; here `epochs`,
+    # since the checkpoint's "epoch" is the index of one epoch (the N of gst_N.pth).
+    epochs = args.epochs
     start = 0
     if state is not None:
         start = state["epoch"] + 1          # checked above: start < epoch
@@ -653,7 +662,7 @@ def run(args, argv, given, world, device) -> int:
     # starts every one from rank 0's weights, and every one draws rank 0's shuffles.
     check_agreement(world, first_epoch=start + 1, steps=total_train_step,
                     train_images=train_data_size,
-                    test_images=test_data_size, classes=len(classes), epochs=epoch,
+                    test_images=test_data_size, classes=len(classes), epochs=epochs,
                     batch_size=args.batch_size)
     train_gst = distributed.wrap(gst, world, device)
     distributed.share_generator(generator)
@@ -670,7 +679,7 @@ def run(args, argv, given, world, device) -> int:
     if world.is_main:
         run_id, run_ckpt, run_logs, purge_step = run_folders(args, resume, state)
         if state is not None:
-            print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epoch}")
+            print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epochs}")
         writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
         describe_run(writer, args, argv, data_source(args, train_data_size, test_data_size),
                      device, world, start, resumed=None if purge_step is None else
@@ -681,14 +690,14 @@ def run(args, argv, given, world, device) -> int:
     total_test_loss = test_accuracy = confusion = None
     i = start
     try:
-        for i in range(start, epoch):
+        for i in range(start, epochs):
             tqdm.write("-------第 {} 轮训练开始-------".format(i + 1))
 
             # 训练步骤开始 / training
             synchronize(device)
             t0 = time.perf_counter()
             total_train_step = train(train_gst, step, train_dataloader, total_train_step,
-                                     writer, desc=f"epoch {i + 1}/{epoch}", log_every=log_every,
+                                     writer, desc=f"epoch {i + 1}/{epochs}", log_every=log_every,
                                      show_progress=world.is_main)
             synchronize(device)
             epoch_seconds.append(time.perf_counter() - t0)
@@ -710,6 +719,10 @@ def run(args, argv, given, world, device) -> int:
             # Beyond the course: which classes it gets wrong, and what it says for pictures
             log_what_it_learned(writer, total_test_step - 1, confusion, classes, gst,
                                 test_dataloader, test_images, shown)
+
+            # this epoch's points on disk before its checkpoint says the epoch is done: an event
+            # file that cannot grow stops the run here, and the resume logs this epoch again
+            writer.flush()
 
             # The course saves the whole model, torch.save(gst, "gst_{}.pth".format(i)): a
             # pickle that needs the class to load and can run code. Here: a plain dict of
@@ -736,7 +749,6 @@ def run(args, argv, given, world, device) -> int:
             }, run_ckpt / "gst_{}.pth".format(i), option="--checkpoint-dir DIR")
             kept_args = saved
             print("模型已保存 / saved {}".format(last_checkpoint))
-            writer.flush()        # this epoch's points on disk with its checkpoint
         if world.is_main:
             end_hparams(writer)     # every epoch trained: "success" in the HParams table
         digests = distributed.gather(weights_digest(gst))
@@ -746,15 +758,20 @@ def run(args, argv, given, world, device) -> int:
         raise cli.UserError(f"training diverged: {e} (--lr {args.lr}, --momentum "
                             f"{args.momentum}). Start again with a smaller --lr: "
                             f"{smaller_lr_command(argv, args.lr, world)}") from None
-    except disk.WriteError as e:
-        # A checkpoint or TensorBoard's event file could not be written (a full disk...):
-        # the checkpoints before it are whole, and the run goes on from the last one.
+    except (disk.WriteError, OSError) as e:
+        # A checkpoint, TensorBoard's event file or the printed output (redirected to a file)
+        # could not be written (a full disk...): the checkpoints before it are whole, and
+        # the run goes on from the last one.
+        if isinstance(e, OSError):
+            if not disk.is_write_failure(e):
+                raise
+            e = disk.failed(e.filename and Path(e.filename) or cli.output_name(), e)
         kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
-        raise e.with_hint(f"Stopped in epoch {i + 1} of {epoch}: {kept}") from None
+        raise e.with_hint(f"Stopped in epoch {i + 1} of {epochs}: {kept}") from None
     except KeyboardInterrupt:
         if world.is_main:
             kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
-            print(f"stopped during epoch {i + 1} of {epoch}: {kept}", file=sys.stderr)
+            print(f"stopped during epoch {i + 1} of {epochs}: {kept}", file=sys.stderr)
         raise
     except RuntimeError as e:
         if (why := distributed.peer_failure(e)) is None:
@@ -762,7 +779,7 @@ def run(args, argv, given, world, device) -> int:
         kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
                 if world.is_main else "rank 0 says what was saved")
         raise cli.UserError(f"lost contact with the other processes in epoch {i + 1} of "
-                            f"{epoch} ({why}): {kept}") from None
+                            f"{epochs} ({why}): {kept}") from None
     finally:
         if world.is_main:
             close(writer)         # (a failed write while another error is shown says nothing)
@@ -776,7 +793,7 @@ def run(args, argv, given, world, device) -> int:
         metrics = {
             "test_accuracy": test_accuracy,
             "test_loss": total_test_loss,
-            "epochs": epoch,
+            "epochs": epochs,
             "train_images_per_s": (train_data_size * len(epoch_seconds) / sum(epoch_seconds)
                                    if epoch_seconds else None),
             "train_images_per_s_by_epoch": [train_data_size / t for t in epoch_seconds],

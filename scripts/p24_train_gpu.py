@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from common import cli
 from common.data import announce_synthetic, cifar10_or_fake
-from common.device import available_devices, get_device, synchronize
+from common.device import available_devices, choose_kernels, get_device, synchronize
 from common.model import GST
 from common.writer import log_interval, make_writer, need_logdir
 
@@ -44,12 +44,65 @@ SCRIPT = "p24_train_gpu"
 
 def get_args_parser():
     parser = cli.parser(__doc__, cli.device_flags(), cli.data_flags(), cli.logdir_flags(),
-                        cli.train_flags())
+                        cli.train_flags(kernels=True))
     parser.add_argument("--method", choices=["cuda", "to-device"], default="to-device",
                         help="how to move model, loss and data to the GPU: 'cuda' calls .cuda() "
                              "(the lesson's first way, NVIDIA only); 'to-device' calls "
                              ".to(device) with --device (the second way) (default: to-device)")
     return parser
+
+
+def to_gpu(x, method, device):
+    """The lesson's two ways of moving the model, the loss function or a batch to the GPU."""
+    if method == "cuda":
+        return x.cuda()          # 1. .cuda(): NVIDIA GPUs only
+    return x.to(device)          # 2. .to(device): any device --device names
+
+
+def train(gst, loss_fn, optimizer, train_dataloader, method, device, total_train_step,
+          writer, log_every, start_time):
+    """One epoch of lesson 23's training, each batch moved to the GPU the lesson's way
+    (``method`` "cuda": ``.cuda()``; "to-device": ``.to(device)``); prints the time since
+    ``start_time`` and the loss every ``log_every`` steps. Returns ``total_train_step``."""
+    gst.train()
+    for data in train_dataloader:
+        imgs, targets = data
+        # 其实只有数据要重新复制 / each batch is copied to the GPU
+        imgs = to_gpu(imgs, method, device)
+        targets = to_gpu(targets, method, device)
+        outputs = gst(imgs)
+        loss = loss_fn(outputs, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+        total_train_step += 1
+        if total_train_step % log_every == 0:
+            end_time = time.time()
+            print("用时 / elapsed: {:.2f}s".format(end_time - start_time))
+            print("训练次数：{}, Loss: {}".format(total_train_step, loss.item()))
+            writer.add_scalar("train_loss", loss.item(), total_train_step)
+    return total_train_step
+
+
+def test(gst, loss_fn, test_dataloader, method, device):
+    """Lesson 23's test pass, each batch moved the lesson's way: ``(total_test_loss,
+    total_accuracy)``, the sum of the batches' mean losses and the number of test images
+    classified right."""
+    gst.eval()
+    total_test_loss = 0
+    total_accuracy = 0
+    with torch.no_grad():
+        for data in test_dataloader:
+            imgs, targets = data
+            imgs = to_gpu(imgs, method, device)
+            targets = to_gpu(targets, method, device)
+            outputs = gst(imgs)
+            loss = loss_fn(outputs, targets)
+            total_test_loss = total_test_loss + loss.item()
+            accuracy = (outputs.argmax(1) == targets).sum()
+            total_accuracy = total_accuracy + accuracy.item()
+    return total_test_loss, total_accuracy
 
 
 @cli.entrypoint
@@ -77,6 +130,7 @@ def main(argv=None) -> int:
     print(f"method: {args.method}, device: {device}")
     if args.seed is not None:
         torch.manual_seed(args.seed)
+    choose_kernels(device, repeatable=args.seed is not None)   # as p23 does
 
     # 1. 准备数据集 / prepare the dataset (the course's way: ToTensor, image by image)
     train_data = cifar10_or_fake(args.data_root, train=True,
@@ -96,17 +150,11 @@ def main(argv=None) -> int:
 
     # 3. 创建网络模型 / create the model, and move it (once)
     gst = GST()
-    if args.method == "cuda":
-        gst = gst.cuda()
-    else:
-        gst = gst.to(device)
+    gst = to_gpu(gst, args.method, device)
 
     # 4. 损失函数 / the loss function, moved too (it holds no tensors, but the lesson moves it)
     loss_fn = nn.CrossEntropyLoss()
-    if args.method == "cuda":
-        loss_fn = loss_fn.cuda()
-    else:
-        loss_fn = loss_fn.to(device)
+    loss_fn = to_gpu(loss_fn, args.method, device)
 
     # 5. 优化器 / the optimizer (created after the model moved, so it holds the GPU parameters)
     learning_rate = args.lr
@@ -115,61 +163,27 @@ def main(argv=None) -> int:
     # 6. 设置训练网络的一些参数 / training counters
     total_train_step = 0
     total_test_step = 0
-    epoch = args.epochs
+    # 训练的轮数: the course calls this count `epoch`; `epochs` here, as in p23_train.py
+    epochs = args.epochs
     log_every = log_interval(len(train_dataloader))   # 100, the course's, for CIFAR-10
 
     # 7. 添加tensorboard / TensorBoard
     writer = make_writer(args.logdir, SCRIPT)
     start_time = time.time()
     try:
-        for i in range(epoch):
+        for i in range(epochs):
             print("-------第 {} 轮训练开始-------".format(i + 1))
             epoch_start = time.time()
 
             # 训练步骤开始 / training
-            gst.train()
-            for data in train_dataloader:
-                imgs, targets = data
-                # 其实只有数据要重新复制 / each batch is copied to the GPU
-                if args.method == "cuda":
-                    imgs = imgs.cuda()
-                    targets = targets.cuda()
-                else:
-                    imgs = imgs.to(device)
-                    targets = targets.to(device)
-                outputs = gst(imgs)
-                loss = loss_fn(outputs, targets)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-
-                total_train_step += 1
-                if total_train_step % log_every == 0:
-                    end_time = time.time()
-                    print("用时 / elapsed: {:.2f}s".format(end_time - start_time))
-                    print("训练次数：{}, Loss: {}".format(total_train_step, loss.item()))
-                    writer.add_scalar("train_loss", loss.item(), total_train_step)
+            total_train_step = train(gst, loss_fn, optimizer, train_dataloader, args.method,
+                                     device, total_train_step, writer, log_every, start_time)
             synchronize(device)   # GPU work is queued: wait for it before reading the clock
             print("第 {} 轮训练用时 / epoch time: {:.2f}s".format(i + 1, time.time() - epoch_start))
 
             # 测试步骤开始 / testing
-            gst.eval()
-            total_test_loss = 0
-            total_accuracy = 0
-            with torch.no_grad():
-                for data in test_dataloader:
-                    imgs, targets = data
-                    if args.method == "cuda":
-                        imgs = imgs.cuda()
-                        targets = targets.cuda()
-                    else:
-                        imgs = imgs.to(device)
-                        targets = targets.to(device)
-                    outputs = gst(imgs)
-                    loss = loss_fn(outputs, targets)
-                    total_test_loss = total_test_loss + loss.item()
-                    accuracy = (outputs.argmax(1) == targets).sum()
-                    total_accuracy = total_accuracy + accuracy.item()
+            total_test_loss, total_accuracy = test(gst, loss_fn, test_dataloader, args.method,
+                                                   device)
             print("整体测试集上的Loss: {}".format(total_test_loss))
             if not math.isfinite(total_test_loss):  # nan or inf: the weights have run away
                 raise cli.UserError(f"training diverged: the test loss is {total_test_loss} in "

@@ -36,6 +36,7 @@ from PIL import Image
 from torch import nn
 
 from common import checkpoint, cli, figures, runs
+from common.data import upright
 from common.device import get_device
 from common.writer import make_writer, need_logdir
 # GST is imported by name so that a course-style whole-model pickle made by a script that
@@ -122,12 +123,27 @@ def read_image(path: Path, transform) -> tuple[torch.Tensor, str, Image.Image]:
     high)``; OSError/ValueError if the file is not an image."""
     with Image.open(path) as image:
         original = f"{image.format or '?'} {image.mode} {image.width}x{image.height}"
+        # A phone photo is stored sideways with an EXIF tag saying how to turn it, which the
+        # course's Image.open ignores: turned upright first, as image folders are in training.
         # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.
-        image = image.convert('RGB')
+        image = upright(image).convert('RGB')
     picture = image.copy()
     picture.thumbnail((THUMBNAIL, THUMBNAIL))       # for TensorBoard: a phone photo is huge
     image = transform(image)
     return image, original, picture
+
+
+def predict(model: nn.Module, image: torch.Tensor, device: torch.device, k: int):
+    """The course's prediction for one picture ``[3, 32, 32]``: ``(the batch of one it ran,
+    torch.topk of the class probabilities)``."""
+    image = torch.reshape(image, (1, 3, 32, 32))   # 记住需要batch_size / a batch of one
+    # The course moves the image to mps while the model stays on the CPU (torch.load
+    # without map_location): the devices differ and the forward fails. Both go to `device`.
+    image = image.to(device)
+    with torch.no_grad():
+        output = model(image)
+    probs = torch.softmax(output, dim=1)[0]
+    return image, torch.topk(probs, k)
 
 
 def log_predictions(logdir: Path, seen: list, classes: list[str], checkpoint_path: Path,
@@ -205,14 +221,7 @@ def main(argv=None) -> int:
             continue
 
         # 3. 预测 / predict
-        image = torch.reshape(image, (1, 3, 32, 32))   # 记住需要batch_size / a batch of one
-        # The course moves the image to mps while the model stays on the CPU (torch.load
-        # without map_location): the devices differ and the forward fails. Both go to `device`.
-        image = image.to(device)
-        with torch.no_grad():
-            output = model(image)
-        probs = torch.softmax(output, dim=1)[0]
-        top = torch.topk(probs, k)
+        image, top = predict(model, image, device, k)
         print(f"{image_path}  ({original} -> RGB 32x32)")
         for rank, (p, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
             print(f"  {rank:>{len(str(k))}}. {classes[idx]:<12} {p:7.2%}")

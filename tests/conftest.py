@@ -3,7 +3,8 @@ and build CIFAR-10 on disk in torchvision's real format (tiny, made here, offlin
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import copy
+import importlib
 import io
 import pickle
 import resource
@@ -14,23 +15,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from common import data
-
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    # this tree's common/ and scripts/ (docs/, dataset/, benchmarks/): the tests test the tree
+    # they are in, whichever tree `pip install -e .` pointed at
+    sys.path.insert(0, str(REPO))
+
+from common import data  # noqa: E402
+
 SCRIPTS = REPO / "scripts"
 
 
-def load_script(name: str):
-    """Import ``scripts/<name>.py`` as a module (importing must run nothing)."""
-    path = SCRIPTS / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"lesson_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def load_script(name: str, folder: str = "scripts"):
+    """Import ``<folder>/<name>.py`` (a lesson by default; importing one must run nothing) as
+    the module ``<folder>.<name>``: the name the benchmark imports it by too, and the one
+    mutmut's mutants of it answer to (tools/mutation.sh)."""
+    return importlib.import_module(f"{folder}.{name}")
 
 
 def after_note(out: str) -> list[str]:
@@ -166,6 +170,16 @@ def offline(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def subprocesses_run_unmutated_code(monkeypatch):
+    """Under mutation testing (tools/mutation.sh), mutmut names the mutant under test in the
+    environment as well as inside this process. A script a test starts in a subprocess would
+    inherit it, and its mutated copy would then look for mutmut's configuration in the
+    test's folder and fail: there, the name is taken out, so a subprocess runs the code as
+    written (the mutant is still active in this process, which mutmut keeps apart)."""
+    monkeypatch.delenv("MUTANT_UNDER_TEST", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def default_outputs(request, tmp_path, monkeypatch):
     """A script called in a test without --logdir or --checkpoint-dir writes under the test's
     own folder, never into the repository's logs/ and checkpoints/ (a learner's runs).
@@ -175,3 +189,43 @@ def default_outputs(request, tmp_path, monkeypatch):
         return
     monkeypatch.setattr(paths, "LOGS_DIR", tmp_path / "default-logs")
     monkeypatch.setattr(paths, "CHECKPOINT_DIR", tmp_path / "default-checkpoints")
+
+
+def course_test_pass(gst, images: torch.Tensor, targets: torch.Tensor, batch_size: int,
+                     normalize=None) -> tuple[float, int]:
+    """Oracle for a test pass: ``(the sum of each batch's mean cross-entropy, the number of
+    images classified right)`` of ``gst`` on uint8 ``images``, batches taken in order (the last
+    one partial). Computed apart from the scripts: a float64 copy of the model over the whole
+    set at once, the loss written out as logsumexp(logits) - logit of the target."""
+    model = copy.deepcopy(gst).to("cpu", torch.float64).eval()
+    x = images.to(torch.float64) / 255
+    if normalize is not None:
+        mean, std = normalize
+        x = (x - mean) / std
+    with torch.no_grad():
+        logits = model(x.contiguous())
+    per_image = torch.logsumexp(logits, 1) - logits[torch.arange(len(targets)), targets]
+    total = sum(chunk.mean().item() for chunk in per_image.split(batch_size))
+    return total, int((logits.argmax(1) == targets).sum())
+
+
+def sideways_photo(path: Path) -> Path:
+    """A JPEG as a phone stores a photo held upright: the pixels sideways, 40 wide and 20 high
+    (left half red, right half blue), and the EXIF orientation 6, "turn 90 degrees clockwise
+    to show". Shown upright it is 20 wide and 40 high: red on top, blue below."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20] = (255, 0, 0)
+    pixels[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6                      # Orientation
+    Image.fromarray(pixels).save(path, "JPEG", quality=95, exif=exif)
+    return path
+
+
+def upright_photo(path: Path) -> Path:
+    """:func:`sideways_photo` as it is shown: red on top, blue below, with no EXIF tag."""
+    pixels = np.zeros((40, 20, 3), np.uint8)
+    pixels[:20] = (255, 0, 0)
+    pixels[20:] = (0, 0, 255)
+    Image.fromarray(pixels).save(path, "JPEG", quality=95)
+    return path

@@ -28,6 +28,29 @@ def test_save_then_load_roundtrip_with_weights_only(tmp_path):
         assert torch.equal(fresh.state_dict()[k], v)
 
 
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield 0o027
+    os.umask(old)
+
+
+def test_the_umask_is_read_without_being_changed(tmp_path, umask_027, monkeypatch):
+    def no_umask(mask):
+        raise AssertionError("os.umask changes the process's umask: /proc says it unchanged")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "umask", no_umask)
+        assert checkpoint._umask() == 0o027
+        path = checkpoint.save({"epoch": 1}, tmp_path / "gst_1.pth")
+    assert path.stat().st_mode & 0o777 == 0o640
+    # where /proc/self/status is not there (macOS, Windows): os.umask, set back at once
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: (_ for _ in ()).throw(OSError())
+                        if f == "/proc/self/status" else real_open(f, *a, **k))
+    assert checkpoint._umask() == 0o027 and checkpoint._umask() == 0o027
+
+
 def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
     path = tmp_path / "gst_1.pth"
     checkpoint.save({"epoch": 1}, path)

@@ -8,6 +8,7 @@ from torchvision import transforms
 from common import data
 from common.cli import UserError
 from common.model import CIFAR10_CLASSES
+from conftest import sideways_photo
 
 
 def test_fake_cifar_is_shaped_like_cifar():
@@ -76,6 +77,18 @@ def test_image_folder_uint8_resizes_and_labels_by_folder(tmp_path):
     assert images[:3, 0].float().mean() == pytest.approx(0, abs=1)
 
 
+def test_image_folder_turns_a_phone_photo_upright(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / split / "bees").mkdir(parents=True)
+        sideways_photo(tmp_path / split / "bees" / "phone.jpg")
+    images, targets, classes = data.image_folder_uint8(tmp_path, "train")
+    red, blue = images[0, 0].float(), images[0, 2].float()       # [32, 32] each
+    # upright: red above, blue below (sideways it would be red left, blue right)
+    assert red[:14].mean() > 200 and blue[:14].mean() < 50
+    assert red[18:].mean() < 50 and blue[18:].mean() > 200
+    assert classes == ["bees"] and targets.tolist() == [0]
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(UserError, match=r"^image folder not found: "):
         data.image_folder(tmp_path / "missing", "train")
@@ -137,6 +150,24 @@ def test_in_memory_loader_shuffles_repeatably_and_covers_every_image():
     order = epoch(1)
     assert sorted(order) == list(range(10)) and order != list(range(10))
     assert epoch(1) == order and epoch(2) != order
+
+
+def test_one_loader_draws_a_new_order_every_epoch():
+    # what p23 does: one loader, iterated once per epoch; each epoch's order is the next
+    # permutation the generator draws (the oracle: torch.randperm from the same seed)
+    n = 23
+    images = torch.zeros(n, 3, 2, 2, dtype=torch.uint8)
+    targets = torch.arange(n)
+    loader = data.InMemoryLoader(images, targets, 5, shuffle=True,
+                                 generator=torch.Generator().manual_seed(7))
+    epochs = [torch.cat([t for _, t in loader]).tolist() for _ in range(3)]
+    oracle = torch.Generator().manual_seed(7)
+    assert epochs == [torch.randperm(n, generator=oracle).tolist() for _ in range(3)]
+    assert all(sorted(order) == list(range(n)) for order in epochs)
+    assert len({tuple(order) for order in epochs}) == 3
+    # without shuffle: the course's DataLoader order, every epoch the same
+    plain = data.InMemoryLoader(images, targets, 5)
+    assert [torch.cat([t for _, t in plain]).tolist() for _ in range(2)] == [list(range(n))] * 2
 
 
 @pytest.mark.parametrize("n, batch_size, world_size", [

@@ -221,7 +221,7 @@ def test_p23_metrics_naming_a_folder_stops_before_any_work(tmp_path, capsys):
     assert p23.main(argv) == 1
     out, err = capsys.readouterr()
     assert err == (f"error: cannot write {tmp_path}: it is a folder; give a file's path, not a "
-                   "folder's with --metrics PATH\n")
+                   "folder's, with --metrics PATH\n")
     assert "训练数据集的长度" not in out
     assert files_under(tmp_path) == []
 
@@ -322,7 +322,7 @@ def test_p22_checks_the_space_its_files_need_before_writing(tmp_path, monkeypatc
                      str(tmp_path / "tight")]) == 1
     err = capsys.readouterr().err
     m = re.fullmatch(rf"error: not enough space in {re.escape(str(tmp_path / 'tight' / 'p22_model_save'))} "
-                     r"for the two squeezenet1_1 files \((\d+\.\d) MB each\): it needs (\d+\.\d) MB, "
+                     r"for the two squeezenet1_1 files \(at most (\d+\.\d) MB each\): it needs (\d+\.\d) MB, "
                      rf"and {(saved - 1) / 2**20:.1f} MB is free; free some space, or write elsewhere "
                      r"with --checkpoint-dir DIR\n", err)
     assert m, err
@@ -331,3 +331,82 @@ def test_p22_checks_the_space_its_files_need_before_writing(tmp_path, monkeypatc
     assert saved_mb - 0.05 <= needed <= saved_mb + 0.25             # enough, and not much more
     assert each == pytest.approx(needed / 2, abs=0.1)
     assert not (tmp_path / "tight").exists()          # nothing written, not even a folder
+    # a rerun over the files it wrote before needs only what they do not already take, and
+    # says so
+    monkeypatch.setattr(disk, "free_bytes", lambda folder: 0)
+    assert p22.main(["--arch", "squeezenet1_1", "--device", "cpu", "--checkpoint-dir",
+                     str(tmp_path / "room")]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"files \(at most \d+\.\d MB each, less the old ones they replace\): it "
+                     r"needs (\d+\.\d) MB", err), err
+
+
+class FillsUp:
+    """Standard output redirected to a file on a disk that fills up once ``after`` is
+    printed: every write from then on fails as a full disk's does."""
+
+    def __init__(self, after: str):
+        self.after, self.full, self.text = after, False, []
+
+    def write(self, s: str) -> int:
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.full = self.after in s
+        self.text.append(s)
+        return len(s)
+
+    def flush(self):
+        pass
+
+
+def test_p23_printing_to_a_full_disk_stops_with_the_command_that_goes_on(tmp_path, small_sets,
+                                                                         monkeypatch, capsys):
+    out = FillsUp(after="-------第 2 轮训练开始-------")
+    monkeypatch.setattr(sys, "stdout", out)
+    argv = ["--fake-data", "--epochs", "3", "--seed", "0", "--device", "cpu",
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--logdir", str(tmp_path / "logs")]
+    assert p23.main(argv) == 1
+    (err,) = error_lines(capsys.readouterr().err)
+    run = only_run(tmp_path / "ckpt", "p23_train")
+    assert err.startswith("error: cannot write the printed output (standard output): no space "
+                          "left on the device; free some space, or write elsewhere. Stopped in "
+                          "epoch 2 of 3: gst_0.pth holds epoch 1; go on with: ")
+    monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    command = shlex.split(RESUME.search(err).group(1))
+    assert command[command.index("--resume") + 1] == str(run / "gst_0.pth")
+    assert p23.main(command[2:]) == 0
+    assert checkpoint.load(run / "gst_2.pth")["epoch"] == 2
+
+
+def test_a_lesson_printing_to_a_full_file_names_the_output(tmp_path):
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        done = subprocess.run([sys.executable, str(SCRIPTS / "p13_conv.py")], stdout=f,
+                              stderr=subprocess.PIPE, text=True, preexec_fn=limited(10))
+    assert done.returncode == 1
+    assert done.stderr == (f"error: cannot write the printed output (standard output, {log}): "
+                           f"{LIMIT_WORDS}; raise the limit (ulimit -f unlimited), or write "
+                           "elsewhere\n")
+
+
+def test_resuming_into_a_run_folder_it_cannot_write_stops_before_training(tmp_path, small_sets,
+                                                                          capsys):
+    argv = ["--fake-data", "--epochs", "1", "--seed", "0", "--device", "cpu",
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--logdir", str(tmp_path / "logs")]
+    assert p23.main(argv) == 0
+    run = only_run(tmp_path / "ckpt", "p23_train")
+    capsys.readouterr()
+    # only the run's own folder read-only (a bind mount: root writes through chmod 555)
+    done = subprocess.run(f"mount --bind {run} {run} && mount -o remount,bind,ro {run}",
+                          shell=True, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make a read-only bind mount here: {done.stderr.strip()}")
+    try:
+        assert p23.main(["--resume", str(run / "gst_0.pth"), "--epochs", "2",
+                         *argv[argv.index("--checkpoint-dir"):]]) == 1
+    finally:
+        subprocess.run(["umount", str(run)], check=True)
+    captured = capsys.readouterr()
+    assert captured.err == (f"error: cannot write {run}: the file system is read-only; choose a "
+                            "folder you can write to with --checkpoint-dir DIR\n")
+    assert "第 2 轮" not in captured.out and files_under(run) == ["gst_0.pth"]

@@ -1,5 +1,4 @@
 """docs/screenshot.py, the script that makes the README's TensorBoard picture, and the picture."""
-import importlib.util
 import io
 import re
 import shutil
@@ -11,9 +10,7 @@ from PIL import Image
 from common import data
 from conftest import REPO, load_script
 
-spec = importlib.util.spec_from_file_location("docs_screenshot", REPO / "docs" / "screenshot.py")
-screenshot = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(screenshot)
+screenshot = load_script("screenshot", "docs")
 
 
 def test_the_readme_shows_the_picture_and_it_is_small():

@@ -8,7 +8,7 @@ from PIL import Image
 from torch.utils.data import ConcatDataset
 
 from common import paths
-from conftest import load_script
+from conftest import file_size_limit, load_script
 
 p06 = load_script("p06_dataset")
 HEADER = "second layout, read back with MyLabelData (each image with its .txt label):"
@@ -183,3 +183,20 @@ def test_a_full_disk_while_writing_labels_is_one_line(tmp_path, small_disk, caps
     assert not Path(m.group(1)).exists()                  # no empty label file left
     for label in (disk / "practice" / "train").glob("*_label/*.txt"):
         assert label.read_text() in ("ants", "bees")      # those written are whole
+    assert not list((disk / "practice").rglob(".*.tmp"))  # nor a temporary one
+
+
+def test_a_rerun_that_cannot_write_keeps_the_labels_it_was_rewriting(tmp_path, capsys):
+    image_folder, practice = copy_samples(tmp_path, n_ants=3, n_bees=3)
+    assert run(image_folder, practice, capsys)[0] == 0
+    labels = sorted((practice / "train").glob("*_label/*.txt"))
+    assert len(labels) == 6
+    with file_size_limit(2):        # "ants" is 4 bytes: every label write now fails
+        rc, out, err = run(image_folder, practice, capsys)
+    assert rc == 1 and err.count("\n") == 1
+    assert err.startswith(f"error: cannot write {labels[0]}: the file is larger than this "
+                          "system allows")
+    # the course's open(..., 'w') empties the file before the write fails: it was lost
+    assert sorted((practice / "train").glob("*_label/*.txt")) == labels
+    assert [p.read_text() for p in labels] == ["ants"] * 3 + ["bees"] * 3
+    assert not list(practice.rglob(".*.tmp"))

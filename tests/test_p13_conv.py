@@ -46,11 +46,17 @@ def p13():
     return load_script("p13_conv")
 
 
-def test_the_hand_convolution_gives_the_course_numbers():
-    assert conv_by_hand(INPUT, KERNEL, stride=1) == [[10, 12, 12], [18, 16, 16], [13, 9, 3]]
-    assert conv_by_hand(INPUT, KERNEL, stride=2) == [[10, 12], [13, 3]]
+def test_the_script_and_the_hand_convolution_give_the_course_numbers(p13, capsys):
+    assert p13.main([]) == 0
+    out = capsys.readouterr().out
+    course = {1: [[10, 12, 12], [18, 16, 16], [13, 9, 3]], 2: [[10, 12], [13, 3]]}
+    for stride, numbers in course.items():
+        assert conv_by_hand(INPUT, KERNEL, stride=stride) == numbers      # the oracle is right
+        printed_now = out.split(f"F.conv2d(input, kernel, stride={stride}):\n", 1)[1]
+        assert printed_now.startswith(printed(numbers) + "\n")        # and so is the script
     padded = conv_by_hand(INPUT, KERNEL, stride=1, padding=1)
     assert len(padded) == 5 and padded[1][1:4] == [10, 12, 12]   # padding=1 keeps 5x5
+    assert out.endswith(printed(padded) + "\n")
 
 
 def test_prints_shapes_then_stride_1_stride_2_padding_1(p13, capsys):

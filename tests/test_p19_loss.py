@@ -41,18 +41,28 @@ def test_prints_the_course_losses_and_a_gradient(p19, capsys):
     assert loss and abs(float(loss[1]) - math.log(10)) < 0.3
 
 
-def test_printed_values_match_the_formulas():
-    """The hand formulas the course explains, independent of torch.nn's losses."""
+def test_printed_values_match_the_formulas(p19, capsys):
+    """The script's own printed losses, held against the hand formulas the course explains
+    (independent of torch.nn's losses) on the course's inputs."""
+    assert p19.main(["--fake-data", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    printed = {name: float(v) for name, v in
+               re.findall(r"^(L1Loss\(\)|L1Loss\(reduction='sum'\)|MSELoss\(\)|"
+                          r"CrossEntropyLoss\(\)): tensor\(([\d.]+)\)$", out, re.M)}
     inputs, targets = [1.0, 2.0, 3.0], [1.0, 2.0, 5.0]
     diffs = [a - b for a, b in zip(inputs, targets)]
-    assert f"{sum(abs(d) for d in diffs) / 3:.4f}" == "0.6667"
-    assert sum(abs(d) for d in diffs) == 2.0
-    assert f"{sum(d * d for d in diffs) / 3:.4f}" == "1.3333"
-    x, y = [0.1, 0.2, 0.3], 1
-    ce = -x[y] + math.log(sum(math.exp(v) for v in x))
-    assert f"{ce:.4f}" == "1.1019"
-    ce_torch = torch.nn.functional.cross_entropy(torch.tensor([x]), torch.tensor([y]))
-    assert math.isclose(ce_torch.item(), ce, rel_tol=1e-6)
+    x, y = [0.1, 0.2, 0.3], 1           # three classes' scores, the true class is 1
+    by_hand = {"L1Loss()": sum(abs(d) for d in diffs) / 3,
+               "L1Loss(reduction='sum')": sum(abs(d) for d in diffs),
+               "MSELoss()": sum(d * d for d in diffs) / 3,
+               "CrossEntropyLoss()": -x[y] + math.log(sum(math.exp(v) for v in x))}
+    assert printed.keys() == by_hand.keys()
+    for name, value in by_hand.items():       # print() shows 4 decimals
+        assert printed[name] == pytest.approx(value, abs=5e-5), name
+    # and the "by hand" line computes the same number from the same scores
+    (line,) = [l for l in out.splitlines() if l.startswith("by hand:")]
+    assert float(line.rsplit("= ", 1)[1]) == pytest.approx(by_hand["CrossEntropyLoss()"], abs=5e-5)
+    assert f"-{x[y]:g} + ln(" in line
 
 
 def test_more_batches_print_more_losses(p19, capsys):

@@ -1,3 +1,4 @@
+import copy
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
@@ -17,7 +19,8 @@ from torchvision import transforms
 from common import checkpoint, cli, data, paths, writer
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
-from conftest import REPO, load_script, only_run, run_dirs, scalar_tags, scalars
+from conftest import (REPO, course_test_pass, load_script, only_run, run_dirs, scalar_tags,
+                      scalars)
 
 p23 = load_script("p23_train")
 
@@ -111,6 +114,10 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
                              "test_images": 250}
     assert state["args"]["lr"] == 0.02 and state["args"]["logdir"] == str(tmp_path / "run" / "logs")
     assert state["optimizer"]["param_groups"][0]["lr"] == 0.02
+    # common/checkpoint.py's docstring lists every key p23 writes, and no other
+    listed = set(re.findall(r"``(\w+)``", checkpoint.__doc__.split("p23_train writes")[1]
+                            .split("Any dict")[0]))
+    assert listed == set(state)
 
     # Learned: far above chance (0.1), and the printed accuracy is what an independent
     # evaluation of the saved weights (ToTensor + DataLoader, the course's pipeline) gives.
@@ -141,6 +148,35 @@ def test_fake_data_learns_logs_checkpoints_and_metrics(tmp_path, monkeypatch, ca
     assert m["test_loss"] == pytest.approx(printed_loss[-1])
     assert m["epochs"] == 2 and m["device"] == "cpu" and m["train_images_per_s"] > 0
     assert m["checkpoint"] == str(ckpt_dir / "gst_1.pth")
+
+
+@pytest.mark.parametrize("normalize", [None, (0.5, 0.5)])
+def test_the_test_pass_against_an_oracle_on_a_set_with_a_partial_last_batch(normalize):
+    # 45 test images in batches of 8: five full batches and one of 5, which must count too
+    torch.manual_seed(0)
+    gst = p23.make_model(10, torch.device("cpu"))
+    images = torch.randint(0, 256, (45, 3, 32, 32), dtype=torch.uint8)
+    targets = torch.randint(0, 10, (45,))
+    loader = data.InMemoryLoader(images, targets, 8, channels_last=True, normalize=normalize,
+                                 even_steps=False)
+    total_test_loss, accuracy, confusion = p23.test(gst, loader, nn.CrossEntropyLoss(), 45, 10)
+    oracle_loss, right = course_test_pass(gst, images, targets, 8, normalize)
+    assert float(total_test_loss) == pytest.approx(oracle_loss, rel=1e-5)
+    assert float(accuracy) == pytest.approx(right / 45)
+    predicted = course_predictions(gst, images, normalize)
+    assert confusion.tolist() == [[sum(1 for t, p in zip(targets.tolist(), predicted)
+                                       if (t, p) == (i, j)) for j in range(10)]
+                                  for i in range(10)]
+    assert int(confusion.sum()) == 45 and int(confusion.trace()) == right
+    assert gst.training is False       # the course's gst.eval() before testing
+
+
+def course_predictions(gst, images, normalize=None) -> list[int]:
+    x = images.double() / 255
+    if normalize is not None:
+        x = (x - normalize[0]) / normalize[1]
+    with torch.no_grad():
+        return copy.deepcopy(gst).double()(x).argmax(1).tolist()
 
 
 @pytest.mark.parametrize("steps_per_epoch, flag, expected", [
@@ -291,6 +327,35 @@ def test_ctrl_c_before_a_resumed_run_saves_keeps_its_new_settings(tmp_path, monk
     assert _ckpt_names(run_ckpt) == [f"gst_{i}.pth" for i in range(4)]
     final = checkpoint.load(run_ckpt / "gst_3.pth")
     assert final["args"]["epochs"] == 4 and final["optimizer"]["param_groups"][0]["lr"] == 0.02
+
+
+@pytest.mark.parametrize("seed, repeatable", [(["--seed", "3"], True), ([], False)])
+def test_seed_chooses_the_kernels_and_says_so(seed, repeatable, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    chosen = []
+    monkeypatch.setattr(p23, "choose_kernels", lambda device, repeatable: chosen.append(
+        (device, repeatable)))
+    assert p23.main(["--fake-data", "--epochs", "1", "--device", "cpu", *seed,
+                     *_paths(tmp_path)]) == 0
+    assert chosen == [(torch.device("cpu"), repeatable)]
+    with pytest.raises(SystemExit):
+        p23.main(["--help"])
+    assert "torch.use_deterministic_algorithms" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_seed_makes_a_cuda_run_repeat_exactly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 1000)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 200)
+    digests = []
+    for name in ("a", "b"):
+        metrics = tmp_path / f"{name}.json"
+        assert p23.main(["--fake-data", "--epochs", "2", "--seed", "0", "--device", "cuda",
+                         "--metrics", str(metrics), *_paths(tmp_path, name)]) == 0
+        digests.append(json.loads(metrics.read_text())["weights_sha256_by_rank"])
+    assert digests[0] == digests[1]
+    assert torch.backends.cudnn.benchmark is False
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

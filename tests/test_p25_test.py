@@ -10,7 +10,7 @@ from torch import nn
 
 from common import checkpoint
 from common.model import CIFAR10_CLASSES, GST
-from conftest import load_script
+from conftest import load_script, sideways_photo, upright_photo
 
 p25 = load_script("p25_test")
 
@@ -125,6 +125,26 @@ def test_probabilities_match_an_independent_computation(tmp_path, capsys, normal
     expected = sorted(zip(CIFAR10_CLASSES, probs.tolist()), key=lambda cp: -cp[1])
     assert [c for c, _ in top] == [c for c, _ in expected]
     assert [p for _, p in top] == pytest.approx([p for _, p in expected], abs=6e-5)
+
+
+def test_a_phone_photo_is_classified_upright(tmp_path, capsys):
+    # The same picture, stored sideways with its EXIF orientation and stored upright, must
+    # give the same answer: what the network sees is the photo as it is shown.
+    torch.manual_seed(0)
+    ckpt = checkpoint.save({"arch": "GST", "model": GST().state_dict(),
+                            "classes": list(CIFAR10_CLASSES)}, tmp_path / "ckpt" / "gst_0.pth")
+    phone, shown = sideways_photo(tmp_path / "phone.jpg"), upright_photo(tmp_path / "shown.jpg")
+    assert p25.main([str(phone), str(shown), "--checkpoint", str(ckpt), "--topk", "10"]) == 0
+    top = _predictions(capsys.readouterr().out)
+    assert [c for c, _ in top[str(phone)]] == [c for c, _ in top[str(shown)]]
+    assert [p for _, p in top[str(phone)]] == pytest.approx([p for _, p in top[str(shown)]],
+                                                            abs=2e-3)
+    transform = p25.torchvision.transforms.Compose([
+        p25.torchvision.transforms.Resize((32, 32)), p25.torchvision.transforms.ToTensor()])
+    seen, original, picture = p25.read_image(phone, transform)
+    assert original == "JPEG RGB 40x20" and picture.size == (20, 40)
+    assert seen[0, :14].mean() > 0.8 and seen[2, :14].mean() < 0.2     # red on top
+    assert seen[0, 18:].mean() < 0.2 and seen[2, 18:].mean() > 0.8     # blue below
 
 
 def test_bad_files_get_one_line_each_and_the_rest_are_predicted(ants_bees, tmp_path, capsys):

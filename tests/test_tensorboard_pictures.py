@@ -16,7 +16,7 @@ from torchvision import transforms
 
 from common import data, figures
 from common.model import CIFAR10_CLASSES, GST
-from conftest import decoded, events, load_script, only_run, scalars
+from conftest import course_test_pass, decoded, events, load_script, only_run, scalars
 
 p23 = load_script("p23_train")
 p25 = load_script("p25_test")
@@ -96,6 +96,19 @@ def test_the_confusion_matrix_counts_each_true_and_predicted_pair(trained):
     width, height = (round(x * figures.DPI) for x in figures.CONFUSION_INCHES)
     assert {(e.width, e.height) for e in images} == {(width, height)}
     assert decoded(trained["run"], "test_confusion_matrix")[1].shape[:2] == (height, width)
+
+
+def test_the_test_loss_and_accuracy_against_an_oracle(trained):
+    # 53 test images in batches of 16: the last batch (5 images) counts in both numbers
+    state = torch.load(trained["last"], weights_only=True)
+    gst = GST()
+    gst.load_state_dict(state["model"])
+    images, targets = data.cifar_uint8(data.FakeCIFAR10(train=False, size=TEST))
+    oracle_loss, right = course_test_pass(gst, images, targets, BATCH)
+    assert trained["metrics"]["test_loss"] == pytest.approx(oracle_loss, rel=1e-5)
+    assert trained["metrics"]["test_accuracy"] == pytest.approx(right / TEST)
+    assert state["test_loss"] == pytest.approx(oracle_loss, rel=1e-5)
+    assert scalars(trained["run"], "test_loss")[-1][1] == pytest.approx(oracle_loss, rel=1e-5)
 
 
 def test_each_class_has_its_accuracy_curve(trained):

@@ -1,0 +1,98 @@
+"""The mutation score of the last tools/mutation.sh run, from mutmut's own records
+(mutants/<file>.meta): detected (killed or timed out) / total, for each file and function
+group of tools/mutation.sh, then every surviving mutant by name (``mutmut show NAME`` shows
+its change).
+
+    python tools/mutation_score.py             # the table, then the survivors
+    python tools/mutation_score.py --markdown  # the table as tests/README.md has it
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# What tools/mutation.sh mutates, by group: (label, file, mutant name patterns)
+GROUPS = [
+    ("common/data.py", "common/data.py", ["common.data.*"]),
+    ("common/checkpoint.py", "common/checkpoint.py", ["common.checkpoint.*"]),
+    ("p23: train_step, make_train_step, train, test, per_class_accuracy",
+     "scripts/p23_train.py",
+     [f"scripts.p23_train.x_{f}__mutmut_*" for f in
+      ("train_step", "make_train_step", "train", "test", "per_class_accuracy")]),
+    ("p24: to_gpu, train, test", "scripts/p24_train_gpu.py",
+     [f"scripts.p24_train_gpu.x_{f}__mutmut_*" for f in ("to_gpu", "train", "test")]),
+    ("p25: load_model, read_image, predict", "scripts/p25_test.py",
+     [f"scripts.p25_test.x_{f}__mutmut_*" for f in ("load_model", "read_image", "predict")]),
+]
+DETECTED = {1, 3, 36, 24, -24, 152, 255}      # killed (a test failed) or timed out
+SURVIVED = {0}
+NOT_RUN = {None, 5, 33, 34}                   # not checked yet, no test, skipped
+
+
+def patterns() -> list[str]:
+    """Every group's patterns: what tools/mutation.sh passes to ``mutmut run``."""
+    return [p for _, _, pats in GROUPS for p in pats]
+
+
+def results(root: Path = ROOT) -> dict[str, int | None]:
+    """``{mutant name: mutmut's exit code}`` of every mutant mutmut has recorded."""
+    codes = {}
+    for meta in (root / "mutants").rglob("*.py.meta"):
+        codes.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return codes
+
+
+def score(codes: dict[str, int | None]) -> list[dict]:
+    rows = []
+    for label, path, pats in GROUPS:
+        names = sorted(n for n in codes if any(fnmatch.fnmatchcase(n, p) for p in pats))
+        by = {k: [n for n in names if (codes[n] in v if v is not None else False)]
+              for k, v in (("detected", DETECTED), ("survived", SURVIVED), ("not_run", NOT_RUN))}
+        other = [n for n in names if not any(n in v for v in by.values())]
+        rows.append({"label": label, "file": path, "total": len(names), **by, "other": other})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    parser.add_argument("--patterns", action="store_true",
+                        help="print the mutant name patterns of the groups, one a line")
+    args = parser.parse_args(argv)
+    if args.patterns:
+        print(*patterns(), sep="\n")
+        return 0
+    codes = results()
+    if not codes:
+        print("error: no mutation results in mutants/: run tools/mutation.sh first",
+              file=sys.stderr)
+        return 1
+    rows = score(codes)
+    if args.markdown:
+        print("| mutated | mutants | detected | survived | score |")
+        print("|---|---|---|---|---|")
+    for r in rows:
+        checked = r["total"] - len(r["not_run"])
+        pct = f"{100 * len(r['detected']) / checked:.1f}%" if checked else "-"
+        if args.markdown:
+            print(f"| {r['label']} | {r['total']} | {len(r['detected'])} | "
+                  f"{len(r['survived'])} | {pct} |")
+        else:
+            print(f"{r['label']}: {len(r['detected'])} of {checked} detected ({pct}), "
+                  f"{len(r['survived'])} survived, {len(r['not_run'])} not run"
+                  + (f", {len(r['other'])} other" if r["other"] else ""))
+    if not args.markdown:
+        for r in rows:
+            for name in r["survived"] + r["other"]:
+                print(f"  survived: {name}" if name in r["survived"]
+                      else f"  {codes[name]}: {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
