@@ -25,8 +25,8 @@ run() {   # run NAME COMMAND...: its output to $OUT/NAME.txt, its exit status an
 }
 { python -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   nvidia-smi || true; } >"$OUT/machine.txt" 2>&1
-run tests python -m pytest -q -rs -p no:cacheprovider tests/test_common_step.py tests/test_p23_train.py tests/test_p24_train_gpu.py \
-    -k "cuda or amp or step"
+run tests python -m pytest -q -rs -p no:cacheprovider tests/test_common_step.py tests/test_p23_train.py tests/test_p24_train_gpu.py tests/test_common_checkpoint.py \
+    -k "cuda or amp or step or gpu"
 tail -3 "$OUT/tests.txt"
 run bench python benchmarks/train_throughput.py --device "$device" --images "$images" --repeats "$repeats"
 grep -A20 "(median)" "$OUT/bench.txt" | grep -v repeat

@@ -71,7 +71,7 @@ def load_model(path: Path, trust_pickle: bool
     ``normalize`` is the ``(mean, std)`` the model was trained with after ToTensor (p23 centres
     image-folder pictures), or None.
     """
-    obj = checkpoint.load(path, map_location="cpu", trust_pickle=trust_pickle)
+    obj = checkpoint.load(path, trust_pickle=trust_pickle)     # onto the CPU, whatever it was saved on
     if isinstance(obj, dict) and obj.get("arch", "GST") != "GST":
         raise cli.UserError(f"{path} holds a {obj['arch']} model, not GST")
     state_dict = checkpoint.state_dict_of(obj, path)
@@ -122,7 +122,8 @@ def read_image(path: Path, transform) -> tuple[torch.Tensor, str, Image.Image]:
     """``(tensor [3, 32, 32], description, the RGB picture at most THUMBNAIL pixels wide and
     high)``; OSError/ValueError if the file is not an image."""
     with Image.open(path) as image:
-        original = f"{image.format or '?'} {image.mode} {image.width}x{image.height}"
+        # (PIL names the format of every file it can open)
+        original = f"{image.format} {image.mode} {image.width}x{image.height}"
         # A phone photo is stored sideways with an EXIF tag saying how to turn it, which the
         # course's Image.open ignores: turned upright first, as image folders are in training.
         # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.

@@ -114,3 +114,24 @@ def test_different_architecture(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="no state_dict in it"):
         checkpoint.state_dict_of([1, 2, 3], p)
+
+
+def test_a_long_architecture_mismatch_is_cut_to_200_characters(tmp_path):
+    # a state_dict of another network: PyTorch's message lists every missing and unexpected
+    # key; the line keeps its first 200 characters after "...for GST:"
+    other = {f"layer{i}.weight": torch.zeros(1) for i in range(40)}
+    with pytest.raises(UserError) as caught:
+        checkpoint.load_weights(GST(), other, tmp_path / "other.pth")
+    message = str(caught.value)
+    head = f"{tmp_path / 'other.pth'} is a checkpoint for a different architecture than GST ("
+    assert message.startswith(head) and message.endswith(")")
+    detail = message[len(head):-1]
+    assert len(detail) == 200 and detail.startswith('Missing key(s) in state_dict: "model.0.weight"')
+    assert "\n" not in message
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_checkpoint_saved_on_the_gpu_loads_onto_the_cpu(tmp_path):
+    path = checkpoint.save({"model": GST().cuda().state_dict()}, tmp_path / "gpu.pth")
+    loaded = checkpoint.load(path)
+    assert {t.device.type for t in loaded["model"].values()} == {"cpu"}

@@ -1,4 +1,5 @@
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -169,6 +170,31 @@ def test_the_test_pass_against_an_oracle_on_a_set_with_a_partial_last_batch(norm
                                   for i in range(10)]
     assert int(confusion.sum()) == 45 and int(confusion.trace()) == right
     assert gst.training is False       # the course's gst.eval() before testing
+
+
+def test_train_on_its_own_counts_its_steps_under_a_bar_named_train(capsys):
+    # what the benchmark calls: p23.train(gst, step, loader), every other argument its default
+    torch.manual_seed(0)
+    gst = p23.make_model(10, torch.device("cpu"))
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+    step = functools.partial(p23.train_step, gst, nn.CrossEntropyLoss(), optimizer)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    loader = data.InMemoryLoader(images, torch.randint(0, 10, (20,)), 8, channels_last=True)
+    assert p23.train(gst, step, loader) == 3                  # 8 + 8 + 4 images, from 0
+    captured = capsys.readouterr()
+    assert captured.out == ""                                  # no loss line before step 100
+    assert re.search(r"(^|\r)train: 100%\|", captured.err)     # counted in batches:
+    assert re.search(r"3/3 \[[^]]*(batch/s|s/batch)\]", captured.err)
+    # and with show_progress=False (torchrun's other ranks), no bar at all
+    assert p23.train(gst, step, loader, 3, show_progress=False) == 6
+    assert capsys.readouterr().err == ""
+    assert gst.training
+
+
+def test_per_class_accuracy_by_hand():
+    # rows: true class; columns: predicted. a: 4 images, 3 right; b: none; c: 1 image, right
+    confusion = torch.tensor([[3, 1, 0], [0, 0, 0], [0, 0, 1]])
+    assert p23.per_class_accuracy(confusion, ["a", "b", "c"]) == {"a": 0.75, "c": 1.0}
 
 
 def course_predictions(gst, images, normalize=None) -> list[int]:

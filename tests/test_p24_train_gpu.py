@@ -39,7 +39,7 @@ class ForwardClock:
     known exactly."""
 
     def __init__(self):
-        self.now = 0.0
+        self.now = 1000.0            # not 0: "elapsed" must be a difference of two readings
 
     def __call__(self):
         return self.now
@@ -66,12 +66,13 @@ def test_to_device_trains_and_times_each_epoch(tmp_path, small_fake, clock, caps
     assert "method: to-device, device: cpu" in out
     assert "训练数据集的长度为：400" in out and "测试数据集的长度为：42" in out
     assert out.splitlines()[0] == data.synthetic_note()
-    assert [int(s) for s in re.findall(r"训练次数：(\d+), Loss: [\d.]+", out)] == list(range(10, 201, 10))
+    assert [int(s) for s in re.findall(r"^训练次数：(\d+), Loss: [\d.]+$", out, re.M)] == list(
+        range(10, 201, 10))
     # 100 training batches an epoch, then 11 test batches (42 = 10 x 4 + 2): "elapsed" counts
     # from the start of training, each epoch's time from the start of that epoch only
-    elapsed = [float(t) for t in re.findall(r"用时 / elapsed: ([\d.]+)s", out)]
+    elapsed = [float(t) for t in re.findall(r"^用时 / elapsed: ([\d.]+)s$", out, re.M)]
     assert elapsed == [*range(10, 101, 10), *range(111 + 10, 111 + 101, 10)]
-    assert re.findall(r"第 (\d) 轮训练用时 / epoch time: ([\d.]+)s", out) == [("1", "100.00"),
+    assert re.findall(r"^第 (\d) 轮训练用时 / epoch time: ([\d.]+)s$", out, re.M) == [("1", "100.00"),
                                                                           ("2", "100.00")]
     acc = [float(a) for a in re.findall(r"整体测试集上的正确率: ([\d.]+)", out)]
     assert len(acc) == 2 and all(round(a * 42) == pytest.approx(a * 42) for a in acc)

@@ -298,3 +298,52 @@ def test_not_a_gst_checkpoint(tmp_path, capsys):
     assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(text)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {text} is not a PyTorch checkpoint") and err.count("\n") == 1
+
+
+def test_another_architecture_or_no_model_in_the_checkpoint_is_one_line(tmp_path, capsys):
+    _picture(RED).save(tmp_path / "r.png")
+    other = checkpoint.save({"arch": "ResNet18", "model": GST().state_dict()},
+                            tmp_path / "resnet.pth")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(other)]) == 1
+    assert capsys.readouterr().err == f"error: {other} holds a ResNet18 model, not GST\n"
+    empty = checkpoint.save({"arch": "GST", "epoch": 0}, tmp_path / "empty.pth")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(empty)]) == 1
+    assert capsys.readouterr().err == (f"error: {empty} is not a model checkpoint (no "
+                                       "state_dict in it)\n")
+
+
+def test_predict_runs_the_picture_on_the_models_device_and_ranks_the_classes():
+    torch.manual_seed(0)
+    image = torch.rand(3, 32, 32)
+    # on the meta device (a stand-in for a GPU): a picture left on the CPU would fail there
+    meta = torch.device("meta")
+    seen, top = p25.predict(GST().to(meta).eval(), image, meta, 3)
+    assert seen.device == top.values.device == meta and seen.shape == (1, 3, 32, 32)
+    # on the CPU, against the softmax computed here
+    gst = GST().eval()
+    seen, top = p25.predict(gst, image, torch.device("cpu"), 4)
+    with torch.no_grad():
+        probs = torch.softmax(gst(image[None]), 1)[0]
+    assert top.indices.tolist() == probs.argsort(descending=True)[:4].tolist()
+    assert top.values.tolist() == pytest.approx(probs.sort(descending=True).values[:4].tolist())
+    assert torch.equal(seen[0], image)
+
+
+def test_a_bare_state_dict_of_other_classes_and_a_mismatch_are_named(tmp_path, capsys):
+    _picture(RED).save(tmp_path / "r.png")
+    three = tmp_path / "three.pth"
+    torch.save(GST(3).state_dict(), three)         # lesson 22's way, 3 outputs, no names
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(three), "--topk", "3"]) == 0
+    top = _predictions(capsys.readouterr().out)[str(tmp_path / "r.png")]
+    assert sorted(c for c, _ in top) == ["class 0", "class 1", "class 2"]
+    named = checkpoint.save({"arch": "GST", "model": GST(3).state_dict(), "classes": ["a", "b"]},
+                            tmp_path / "named.pth")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(named)]) == 1
+    assert capsys.readouterr().err == (f"error: {named} names 2 classes but its model has 3 "
+                                       "outputs\n")
+    broken = GST().state_dict()
+    broken["model.0.weight"] = torch.zeros(1)            # the right keys, a wrong shape
+    bad = checkpoint.save({"arch": "GST", "model": broken}, tmp_path / "bad.pth")
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad} is a checkpoint for a different architecture than GST")

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# What tools/mutation.sh mutates, by group: (label, file, mutant name patterns)
+# What tools/mutation.sh mutates, by group: (label, file, mutant name patterns); the group's
+# short name is its file's stem (data, checkpoint, p23_train, p24_train_gpu, p25_test)
 GROUPS = [
     ("common/data.py", "common/data.py", ["common.data.*"]),
     ("common/checkpoint.py", "common/checkpoint.py", ["common.checkpoint.*"]),
@@ -33,9 +34,16 @@ SURVIVED = {0}
 NOT_RUN = {None, 5, 33, 34}                   # not checked yet, no test, skipped
 
 
-def patterns() -> list[str]:
-    """Every group's patterns: what tools/mutation.sh passes to ``mutmut run``."""
-    return [p for _, _, pats in GROUPS for p in pats]
+def patterns(groups: list[str] | None = None) -> list[str]:
+    """The patterns of the groups named by their file's stem (all without names): what
+    tools/mutation.sh passes to ``mutmut run``."""
+    stems = [Path(path).stem for _, path, _ in GROUPS]
+    unknown = set(groups or ()) - set(stems)
+    if unknown:
+        raise SystemExit(f"error: no group {', '.join(sorted(unknown))}; the groups: "
+                         f"{', '.join(stems)}")
+    return [p for (_, path, pats) in GROUPS if not groups or Path(path).stem in groups
+            for p in pats]
 
 
 def results(root: Path = ROOT) -> dict[str, int | None]:
@@ -61,11 +69,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    parser.add_argument("--patterns", action="store_true",
-                        help="print the mutant name patterns of the groups, one a line")
+    parser.add_argument("--patterns", nargs="*", metavar="GROUP", default=None,
+                        help="print the mutant name patterns of these groups (all without "
+                             "names), one a line")
     args = parser.parse_args(argv)
-    if args.patterns:
-        print(*patterns(), sep="\n")
+    if args.patterns is not None:
+        print(*patterns(args.patterns), sep="\n")
         return 0
     codes = results()
     if not codes:
