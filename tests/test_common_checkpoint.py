@@ -135,3 +135,11 @@ def test_a_checkpoint_saved_on_the_gpu_loads_onto_the_cpu(tmp_path):
     path = checkpoint.save({"model": GST().cuda().state_dict()}, tmp_path / "gpu.pth")
     loaded = checkpoint.load(path)
     assert {t.device.type for t in loaded["model"].values()} == {"cpu"}
+
+
+def test_a_file_that_does_not_unpickle_is_one_line(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_bytes(b"garbage bytes here")          # not a zip, not a pickle
+    with pytest.raises(UserError) as caught:
+        checkpoint.load(path)
+    assert str(caught.value) == f"{path} is not a PyTorch checkpoint (cannot unpickle it)"
