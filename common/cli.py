@@ -61,8 +61,7 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
             from common import disk
             if e.errno not in disk.ONLY_WRITES:
                 raise
-            print(f"error: {_which_process()}{disk.failed(e.filename and Path(e.filename) or output_name(), e)}",
-                  file=sys.stderr)
+            print(f"error: {_which_process()}{disk.failed(None, e)}", file=sys.stderr)
             return EXIT_ERROR
 
     return wrapper

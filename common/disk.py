@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common.cli import UserError
+from common.cli import UserError, output_name
 
 # The errors a write can end in, in words, and what to do about each.
 FULL = {errno.ENOSPC: "no space left on the device",
@@ -32,13 +32,15 @@ REFUSED = {errno.EACCES: "permission denied",
 class WriteError(UserError):
     """A write that failed; ``path`` is what could not be written."""
 
-    def __init__(self, path: Path | None, cause: str, hint: str):
-        self.path, self.cause, self.hint = path and Path(path), cause, hint
-        super().__init__(f"cannot write{f' {path}' if path else ''}: {cause}; {hint}")
+    def __init__(self, path: Path | None, cause: str, hint: str, what: str | None = None):
+        # what: the words for something written that is not a file path (the printed output)
+        self.path, self.cause, self.hint, self.what = path and Path(path), cause, hint, what
+        named = path or what
+        super().__init__(f"cannot write{f' {named}' if named else ''}: {cause}; {hint}")
 
     def with_hint(self, more: str) -> "WriteError":
         """The same error, its line ending in ``more`` too (what was kept, how to go on)."""
-        return WriteError(self.path, self.cause, f"{self.hint}. {more}")
+        return WriteError(self.path, self.cause, f"{self.hint}. {more}", self.what)
 
 
 # Of those, the ones only a write ends in (a read can be refused permission too).
@@ -70,7 +72,10 @@ def failed(path: Path | None, e: OSError, option: str | None = None) -> WriteErr
         hint = "name a folder, not a file" + (f", with {option}" if option else "")
     else:
         hint = f"choose a folder you can write to{with_flag}"
-    return WriteError(getattr(e, "filename", None) or path, cause(e), hint)
+    # a write that names no file at all is a print() to redirected output (a full disk)
+    named = getattr(e, "filename", None) or path
+    return WriteError(named, cause(e), hint) if named else WriteError(None, cause(e), hint,
+                                                                     what=output_name())
 
 
 def make_dir(path: Path, option: str | None = None) -> Path:

@@ -765,7 +765,7 @@ def run(args, argv, given, world, device) -> int:
         if isinstance(e, OSError):
             if not disk.is_write_failure(e):
                 raise
-            e = disk.failed(e.filename and Path(e.filename) or cli.output_name(), e)
+            e = disk.failed(None, e)      # the file it names, or the printed output
         kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
         raise e.with_hint(f"Stopped in epoch {i + 1} of {epochs}: {kept}") from None
     except KeyboardInterrupt:
