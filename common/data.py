@@ -119,15 +119,18 @@ def _download_lock(root: Path):
     processes of a torchrun launch, or two runs started together, share ``--data-root``."""
     lock = FileLock(root / DOWNLOAD_LOCK)
     for attempt in range(10):
+        # Made first, so that the check below finds it there and leaves it: the check removes
+        # the folders it made, and would pull the root from under another process's lock.
+        disk.make_dir(root, DATA_ROOT)
         disk.need_writable(root, DATA_ROOT)
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            print(f"waiting for another process downloading CIFAR-10 into {root} ...")
             try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                print(f"waiting for another process downloading CIFAR-10 into {root} ...")
                 lock.acquire()
-            except FileNotFoundError:    # its download failed, and it removed the root it made
-                continue
+        except (FileNotFoundError, FileExistsError):
+            continue     # another's download failed and removed the root it made: make it again
         break
     else:
         raise UserError(f"cannot lock {root / DOWNLOAD_LOCK}: its folder keeps disappearing")

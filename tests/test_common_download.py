@@ -3,11 +3,13 @@ archive in CIFAR-10's real on-disk format, made here; torchvision is made to exp
 archive's md5 and its files' md5s, so every check is torchvision's own, for real."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
 import io
 import os
 import re
+import shutil
 import socket
 import tarfile
 import threading
@@ -158,6 +160,28 @@ def test_two_processes_sharing_a_data_root_download_once(server, tmp_path):
         t.join(timeout=60)
     assert server.requests == [("slow", None)]              # one download, not two
     assert len(got["a"]) == len(got["b"]) == 50
+    assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+
+
+def test_a_root_pulled_from_under_the_lock_is_made_again(server, tmp_path, monkeypatch):
+    """The race the test above once lost (1 run in 30): another process removes the root
+    while filelock makes it (FileExistsError from mkdir's exist_ok check) or waits in it
+    (FileNotFoundError). The lock is tried again in a root made again, and the set comes."""
+    root, calls = tmp_path / "data", []
+    real_acquire = data.FileLock.acquire
+
+    def acquire(self, *args, **kwargs):
+        calls.append(root.is_dir())      # the root is made before the check and the lock
+        if len(calls) <= 2:
+            shutil.rmtree(root)          # the other process's failed download cleans up
+            raise (FileExistsError(errno.EEXIST, "File exists") if len(calls) == 1 else
+                   FileNotFoundError(errno.ENOENT, "No such file or directory"))
+        return real_acquire(self, *args, **kwargs)
+
+    monkeypatch.setattr(data.FileLock, "acquire", acquire)
+    assert len(data.cifar10(root, train=True, mirrors=[server.url("good")])) == 50
+    assert calls == [True, True, True]
+    assert server.requests == [("good", None)]
     assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
 
 
