@@ -191,7 +191,7 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
         if folder.exists():                 # an incomplete copy (the check above failed)
             shutil.rmtree(folder)
         os.replace(unpacking / CIFAR10.base_folder, folder)
-    except (OSError, tarfile.TarError) as e:
+    except (OSError, EOFError, tarfile.TarError) as e:    # EOFError: a gzip that ends early
         if disk.is_write_failure(e):      # a full disk: nothing half-unpacked is left
             e.filename = None             # (a file in the temporary folder, now gone)
             raise disk.failed(root / CIFAR10.base_folder, e, DATA_ROOT).with_hint(
@@ -291,10 +291,11 @@ def upright(image: Image.Image) -> Image.Image:
 
 
 def upright_rgb_loader(path: str) -> Image.Image:
-    """ImageFolder's loader (torchvision's ``pil_loader``: open, RGB), EXIF orientation applied."""
-    with open(path, "rb") as f:
-        with Image.open(f) as img:
-            return upright(img).convert("RGB")
+    """ImageFolder's loader (torchvision's ``pil_loader``: open, RGB), EXIF orientation applied.
+    Opened by its path, not a file object as ``pil_loader`` does, so that PIL's error names
+    the file rather than ``<_io.BufferedReader name=...>``."""
+    with Image.open(path) as img:
+        return upright(img).convert("RGB")
 
 
 def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:

@@ -180,6 +180,17 @@ def subprocesses_run_unmutated_code(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def in_its_own_folder(tmp_path_factory, monkeypatch):
+    """Every test runs in an empty folder of its own: whatever code writes relative to the
+    working directory lands there, never in the repository, nor where the next test would
+    find it (under mutation testing, a mutant that put CIFAR-10 in ./None let later mutants
+    read it). Beside ``tmp_path``, not in it, so that a test's listing of ``tmp_path`` and the
+    paths printed for pasting (``cli.shown`` shortens those under the working directory)
+    stay as they were."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
 def default_outputs(request, tmp_path, monkeypatch):
     """A script called in a test without --logdir or --checkpoint-dir writes under the test's
     own folder, never into the repository's logs/ and checkpoints/ (a learner's runs).

@@ -14,8 +14,11 @@ import socket
 import tarfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import torch
+from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
 from common import data, disk, download
@@ -432,3 +435,174 @@ def test_too_little_free_space_stops_before_any_download(server, tmp_path, monke
         "write elsewhere with --data-root DIR")
     assert server.requests == []
     assert not root.exists()
+
+
+# --- each message and amount, whole (mutation testing found them unchecked) ------------------
+
+def test_no_environment_variable_adds_no_source(server):
+    assert data.cifar10_sources() == [server.url("builtin"), server.url("builtin-mirror")]
+
+
+def test_download_off_names_the_file_the_url_and_fake_data(tmp_path):
+    with pytest.raises(UserError) as caught:
+        data.cifar10(tmp_path, train=True, download=False)
+    assert str(caught.value) == (
+        f"CIFAR-10 is not in {tmp_path} and download is off. Place cifar-10-python.tar.gz (from "
+        f"{CIFAR10.url}) in {tmp_path}, or run with --fake-data")
+
+
+def test_a_copy_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    def unreadable(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "test_batch"))
+    monkeypatch.setattr(data, "CIFAR10", unreadable)
+    with pytest.raises(UserError) as caught:
+        data.cifar10(tmp_path, train=False)
+    assert str(caught.value) == (f"cannot read CIFAR-10 in {tmp_path}: [Errno 13] Permission "
+                                 f"denied: '{tmp_path / 'test_batch'}'")
+
+
+def test_a_downloaded_set_goes_through_the_transform(server, tmp_path):
+    ds = data.cifar10(tmp_path / "data", train=False, transform=transforms.ToTensor(),
+                      mirrors=[server.url("good")])
+    img, target = ds[0]
+    assert isinstance(img, torch.Tensor) and img.shape == (3, 32, 32) and 0 <= target < 10
+
+
+def test_complete_means_every_file_with_its_md5(archive, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / CIFAR10.filename).write_bytes(archive)
+    data.cifar10(root, train=True)
+    assert data._cifar10_complete(root)
+    batch = root / CIFAR10.base_folder / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:-1] + b"?")          # there, but not the file
+    assert not data._cifar10_complete(root)
+    batch.unlink()
+    assert not data._cifar10_complete(root)
+
+
+def test_an_incomplete_copy_is_unpacked_again_from_the_archive(archive, tmp_path, offline):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / CIFAR10.filename).write_bytes(archive)
+    data.cifar10(root, train=True)
+    (root / CIFAR10.base_folder / "test_batch").unlink()       # a copy someone broke
+    assert len(data.cifar10(root, train=False)) == 20
+    assert data._cifar10_complete(root)
+
+
+def test_ctrl_c_says_what_was_kept_whole_or_nothing(server, tmp_path, monkeypatch, capsys):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    root = tmp_path / "data"
+    monkeypatch.setattr(data, "extract_archive", interrupt)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        data.cifar10(root, train=False, mirrors=[server.url("good")])
+    assert str(caught.value) == (f"interrupted: the CIFAR-10 download stopped; {root / CIFAR10.filename} "
+                                 "is whole and the next run unpacks it")
+    monkeypatch.setattr(data, "fetch", interrupt)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        data.cifar10(tmp_path / "other", train=False, mirrors=[server.url("good")])
+    assert str(caught.value) == "interrupted: the CIFAR-10 download stopped; nothing was kept"
+
+
+def test_megabytes_kept_are_millions_of_bytes(server, tmp_path, monkeypatch):
+    """50,000 bytes is 0.1 MB at one decimal (1e6 bytes to the MB, as download._size says),
+    in both the Ctrl-C line and the every-source-failed line."""
+    root = tmp_path / "data"
+    root.mkdir()
+    part = download.partial_path(root / CIFAR10.filename)
+    part.write_bytes(server.blob[:50_000])
+    with pytest.raises(UserError) as caught:
+        data.cifar10(root, train=False, mirrors=[server.url("missing")])
+    u = server.url
+    assert str(caught.value) == (
+        f"CIFAR-10 is not in {root} and no source could give it: {u('missing')} (HTTP 404 Not "
+        f"Found); {u('builtin')} (HTTP 404 Not Found); {u('builtin-mirror')} (HTTP 404 Not "
+        f"Found); {part} keeps 0.1 MB for the next run to resume. Download "
+        f"cifar-10-python.tar.gz from any of them yourself into {root}/ (it is checked and "
+        "unpacked on the next run), or name another copy with --mirror URL, or run with "
+        "--fake-data")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(data, "fetch", interrupt)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        data.cifar10(root, train=False)
+    assert str(caught.value) == (f"interrupted: the CIFAR-10 download stopped; {part} keeps "
+                                 "0.1 MB and the next run resumes it")
+
+
+def test_the_space_asked_for_is_what_is_still_to_come(server, tmp_path, monkeypatch):
+    """The archive less what a partial download holds, plus the unpacked copy; the copy alone
+    when the archive is whole."""
+    asked = []
+    monkeypatch.setattr(disk, "need_space", lambda folder, needed, what, option: asked.append(
+        (needed, what)))
+    unpacked = "its unpacked copy, about 177.6 MB"
+    data.cifar10(tmp_path / "a", train=False, mirrors=[server.url("good")])
+    root = tmp_path / "b"
+    root.mkdir()
+    download.partial_path(root / CIFAR10.filename).write_bytes(server.blob[:1000])
+    data.cifar10(root, train=False, mirrors=[server.url("good")])
+    (root / CIFAR10.base_folder / "test_batch").unlink()
+    data.cifar10(root, train=False)
+    assert asked == [
+        (data.CIFAR10_UNPACKED_BYTES + data.CIFAR10_ARCHIVE_BYTES,
+         f"CIFAR-10 (its archive, 162.6 MB, and {unpacked})"),
+        (data.CIFAR10_UNPACKED_BYTES + data.CIFAR10_ARCHIVE_BYTES - 1000,
+         f"CIFAR-10 (its archive, 162.6 MB, and {unpacked})"),
+        (data.CIFAR10_UNPACKED_BYTES, f"CIFAR-10 ({unpacked})")]
+
+
+def test_a_tie_between_a_broken_archive_and_a_partial_one_keeps_the_partial(server, tmp_path):
+    """Both 1000 bytes: the .part is the download in progress (a true prefix), the file under
+    the final name is not known to be: the .part is resumed, in one request."""
+    root = tmp_path / "data"
+    root.mkdir()
+    download.partial_path(root / CIFAR10.filename).write_bytes(server.blob[:1000])
+    (root / CIFAR10.filename).write_bytes(b"x" * 1000)
+    assert len(data.cifar10(root, train=False, mirrors=[server.url("good")])) == 20
+    assert server.requests == [("good", "bytes=1000-")]
+
+
+def test_what_a_killed_run_was_unpacking_is_removed_and_named_to_be(archive, tmp_path,
+                                                                   monkeypatch):
+    """A run killed while unpacking leaves its temporary folder; the next removes it. So the
+    folder each run unpacks into is one the next run's clean-up finds."""
+    root = tmp_path / "data"
+    (root / ".unpacking-k1ll3d" / CIFAR10.base_folder).mkdir(parents=True)
+    (root / ".unpacking-k1ll3d" / CIFAR10.base_folder / "data_batch_1").write_bytes(b"half")
+    (root / ".unpacking-file").write_bytes(b"")     # what cannot be removed as a folder stays
+    (root / CIFAR10.filename).write_bytes(archive)
+    into, real_extract = [], data.extract_archive
+
+    def extract(source, to):
+        into.append(Path(to))
+        assert sorted(p.name for p in root.iterdir()) == sorted([    # the killed one gone
+            ".cifar-10-download.lock", ".unpacking-file", CIFAR10.filename, Path(to).name])
+        return real_extract(source, to)
+    monkeypatch.setattr(data, "extract_archive", extract)
+    assert len(data.cifar10(root, train=True)) == 50
+    (folder,) = into
+    assert folder.parent == root and list(root.glob(".unpacking-*")) == [
+        root / ".unpacking-file"] and folder.name.startswith(".unpacking-")
+    assert left_in(root) == [".unpacking-file", "cifar-10-batches-py", "cifar-10-python.tar.gz"]
+
+
+@pytest.mark.parametrize("how, why", [
+    ("cut", "Compressed file ended before the end-of-stream marker was reached"),
+    ("junk", "not a gzip file")])
+def test_an_archive_with_the_right_md5_that_does_not_unpack_is_one_line(archive, tmp_path,
+                                                                        monkeypatch, how, why):
+    """Only if md5 says so (a disk that reads back something else, or a changed md5): a gzip
+    that ends early, or none at all."""
+    blob = archive[:len(archive) // 2] if how == "cut" else b"not gzip" * 100
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(blob).hexdigest())
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / CIFAR10.filename).write_bytes(blob)
+    with pytest.raises(UserError) as caught:
+        data.cifar10(root, train=True)
+    assert str(caught.value) == f"cannot unpack {root / CIFAR10.filename}: {why}"
+    assert left_in(root) == [CIFAR10.filename]

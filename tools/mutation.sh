@@ -11,6 +11,14 @@
 #                                          # p24_train_gpu, p25_test), or several
 #   bash tools/mutation.sh "common.cli.*"  # any other mutants, by mutmut's names
 #   FRESH=1 bash tools/mutation.sh         # forget earlier results (mutants/) first
+#   QUICK=1 bash tools/mutation.sh data    # each group against its own test files only
+#
+# QUICK=1 runs in .mutation-quick/ (git-ignored), a copy of the tree whose configuration
+# selects only the group's own test files (data: test_common_data.py and
+# test_common_download.py; see QUICK_TESTS in tools/mutation_score.py): a lower bound on the
+# score, since a mutant those miss may be caught by another file, and far faster where the
+# code is reached by many slow tests (common/data.py, by every training test). A mutant that
+# survives it can be run again in the full selection by name.
 #
 # Results are kept in mutants/ (git-ignored): a rerun without names re-tests only what changed.
 # On the 2-core machine a run starts with about 6 minutes of set-up (the mutants, then every
@@ -23,6 +31,13 @@ cd "$(dirname "$0")/.."
 if ! python -c "import mutmut" 2>/dev/null; then
     echo "error: mutmut is not installed in this Python: pip install -r requirements-dev.txt" >&2
     exit 1
+fi
+if [ -n "${QUICK:-}" ]; then             # a copy of the tree, selecting the groups' own tests
+    [ $# -gt 0 ] || { echo "error: QUICK=1 needs the groups to run" >&2; exit 1; }
+    mkdir -p .mutation-quick
+    git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t .mutation-quick
+    python tools/mutation_score.py --quick-config "$@" > .mutation-quick/pyproject.toml
+    cd .mutation-quick
 fi
 [ -n "${FRESH:-}" ] && rm -rf mutants
 names=()

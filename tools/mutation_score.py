@@ -29,6 +29,14 @@ GROUPS = [
     ("p25: load_model, read_image, predict", "scripts/p25_test.py",
      [f"scripts.p25_test.x_{f}__mutmut_*" for f in ("load_model", "read_image", "predict")]),
 ]
+# Each group's own test files, which QUICK=1 bash tools/mutation.sh selects alone
+QUICK_TESTS = {
+    "data": ["tests/test_common_data.py", "tests/test_common_download.py"],
+    "checkpoint": ["tests/test_common_checkpoint.py", "tests/test_p22_model_save_load.py"],
+    "p23_train": ["tests/test_p23_train.py"],
+    "p24_train_gpu": ["tests/test_p24_train_gpu.py"],
+    "p25_test": ["tests/test_p25_test.py"],
+}
 DETECTED = {1, 3, 36, 24, -24, 152, 255}      # killed (a test failed) or timed out
 SURVIVED = {0}
 NOT_RUN = {None, 5, 33, 34}                   # not checked yet, no test, skipped
@@ -44,6 +52,16 @@ def patterns(groups: list[str] | None = None) -> list[str]:
                          f"{', '.join(stems)}")
     return [p for (_, path, pats) in GROUPS if not groups or Path(path).stem in groups
             for p in pats]
+
+
+def quick_config(groups: list[str]) -> str:
+    """pyproject.toml with mutmut's test selection narrowed to ``groups``' own test files."""
+    patterns(groups)                                   # an unknown group: one error line
+    text = (ROOT / "pyproject.toml").read_text()
+    start = text.index("pytest_add_cli_args_test_selection = [")
+    end = text.index("]", start) + 1
+    files = [f for g in groups for f in QUICK_TESTS[g]]
+    return text[:start] + f"pytest_add_cli_args_test_selection = {json.dumps(files)}" + text[end:]
 
 
 def results(root: Path = ROOT) -> dict[str, int | None]:
@@ -72,7 +90,13 @@ def main(argv=None) -> int:
     parser.add_argument("--patterns", nargs="*", metavar="GROUP", default=None,
                         help="print the mutant name patterns of these groups (all without "
                              "names), one a line")
+    parser.add_argument("--quick-config", nargs="+", metavar="GROUP", default=None,
+                        help="print pyproject.toml with the test selection narrowed to these "
+                             "groups' own test files (QUICK=1 bash tools/mutation.sh)")
     args = parser.parse_args(argv)
+    if args.quick_config is not None:
+        print(quick_config(args.quick_config), end="")
+        return 0
     if args.patterns is not None:
         print(*patterns(args.patterns), sep="\n")
         return 0
