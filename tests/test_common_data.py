@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -15,11 +17,14 @@ def test_fake_cifar_is_shaped_like_cifar():
     ds = data.FakeCIFAR10(train=False, transform=transforms.ToTensor())
     assert len(ds) == data.FAKE_TEST_SIZE
     assert len(data.FakeCIFAR10(train=True)) == data.FAKE_TRAIN_SIZE
+    assert len(data.FakeCIFAR10()) == data.FAKE_TRAIN_SIZE             # train, unless told
     img, target = ds[0]
     assert img.shape == (3, 32, 32) and img.dtype == torch.float32
     assert 0.0 <= img.min() and img.max() <= 1.0
     assert isinstance(target, int) and 0 <= target < 10
     assert ds.classes == list(CIFAR10_CLASSES)
+    assert ds.class_to_idx == {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+    assert ds.class_to_idx["airplane"] == 0 and ds.class_to_idx["truck"] == 9
     assert ds.data.shape == (data.FAKE_TEST_SIZE, 32, 32, 3) and ds.data.dtype == np.uint8
     assert isinstance(data.FakeCIFAR10(train=False)[0][0], Image.Image)   # as CIFAR10 gives
 
@@ -41,6 +46,38 @@ def test_fake_cifar_classes_are_separable():
     assert (pred == np.array(test.targets)).mean() > 0.8
 
 
+# What --fake-data draws, as the lesson's README describes it, worked out a pixel at a time
+# in float64 with the math module: class k's colour, times 0.3 + 0.7 x its stripes (angle
+# k*pi/10, 1 + k % 3 periods across the image), plus noise of sd 40, clipped to 0..255.
+FAKE_PALETTE = [(230, 60, 60), (60, 200, 60), (60, 90, 230), (230, 210, 50), (200, 60, 200),
+                (50, 200, 210), (240, 140, 40), (140, 80, 40), (150, 150, 150), (250, 250, 250)]
+
+
+def _fake_pixel(k: int, y: int, x: int, channel: int, noise: float) -> int:
+    angle, freq = k * math.pi / 10, 1 + k % 3
+    stripes = 0.5 + 0.5 * math.sin(2 * math.pi * freq * (x / 32 * math.cos(angle)
+                                                        + y / 32 * math.sin(angle)))
+    return int(min(max(FAKE_PALETTE[k][channel] * (0.3 + 0.7 * stripes) + noise, 0), 255))
+
+
+@pytest.mark.parametrize("train, seed", [(True, 0), (False, 0), (False, 3)])
+def test_fake_cifar_draws_each_class_as_its_colour_and_stripes(train, seed):
+    """Against the rule, pixel by pixel: the targets and noise are the seeded generator's
+    draws in order (targets, then the noise), the rest is the formula. float32 arithmetic may
+    round a value across an integer: at most one step, and rarely."""
+    n = 40
+    ds = data.FakeCIFAR10(train=train, size=n, seed=seed)
+    rng = np.random.default_rng(seed * 2 + (0 if train else 1))
+    targets = rng.integers(0, 10, n)
+    noise = rng.normal(0, 40, (n, 32, 32, 3))
+    assert ds.targets == targets.tolist()
+    want = np.array([[[[_fake_pixel(int(targets[i]), y, x, c, noise[i, y, x, c])
+                        for c in range(3)] for x in range(32)] for y in range(32)]
+                     for i in range(n)])
+    diff = np.abs(ds.data.astype(int) - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
 def test_real_cifar_path_reads_torchvision_format(real_cifar):
     ds = data.cifar10(real_cifar, train=True, transform=transforms.ToTensor())
     assert len(ds) == 50 and ds.classes == list(CIFAR10_CLASSES)
@@ -53,8 +90,19 @@ def test_real_cifar_path_reads_torchvision_format(real_cifar):
 
 def test_cifar10_or_fake_never_touches_disk_for_fake(tmp_path):
     ds = data.cifar10_or_fake(tmp_path / "nowhere", train=True, fake=True)
-    assert isinstance(ds, data.FakeCIFAR10)
+    assert isinstance(ds, data.FakeCIFAR10) and len(ds) == data.FAKE_TRAIN_SIZE
     assert not (tmp_path / "nowhere").exists()
+    seeded = data.cifar10_or_fake(tmp_path, train=False, fake=True, seed=3,
+                                  transform=transforms.ToTensor())
+    assert seeded.targets == data.FakeCIFAR10(train=False, seed=3).targets
+    assert seeded.targets != data.FakeCIFAR10(train=False).targets
+    assert seeded[0][0].shape == (3, 32, 32)
+
+
+def test_cifar10_or_fake_reads_the_real_set_through_the_transform(real_cifar):
+    ds = data.cifar10_or_fake(real_cifar, train=False, transform=transforms.ToTensor(),
+                              fake=False)
+    assert len(ds) == 20 and isinstance(ds[0][0], torch.Tensor) and ds[0][0].shape == (3, 32, 32)
 
 
 def _make_folder(root, classes=("ants", "bees"), n=3, size=(40, 30), mode="RGB"):
@@ -119,8 +167,40 @@ def test_in_memory_loader_matches_dataloader_with_totensor():
     assert len(fast) == len(slow) == 3
     for (fi, ft), (si, st) in zip(fast, slow):
         assert fi.shape == si.shape and fi.dtype == si.dtype == torch.float32
+        assert fi.is_contiguous()                 # the usual layout, unless channels_last
         assert torch.equal(ft, st)
         assert torch.allclose(fi, si, atol=1e-6)
+
+
+def test_in_memory_loader_refuses_what_it_cannot_batch():
+    images = torch.zeros(4, 3, 2, 2, dtype=torch.uint8)
+    with pytest.raises(ValueError) as caught:
+        data.InMemoryLoader(images.float(), torch.arange(4), 2)
+    assert str(caught.value) == "images must be a uint8 tensor [N, C, H, W]"
+    with pytest.raises(ValueError) as caught:
+        data.InMemoryLoader(images[0], torch.arange(4), 2)
+    assert str(caught.value) == "images must be a uint8 tensor [N, C, H, W]"
+    with pytest.raises(ValueError) as caught:
+        data.InMemoryLoader(images, torch.arange(5), 2)
+    assert str(caught.value) == "images and targets differ in length"
+
+
+def test_in_memory_loader_keeps_set_and_batches_on_its_device():
+    """On PyTorch's ``meta`` device (shapes, no data) as a stand-in for a GPU: the set, the
+    shuffled order and every batch are there, and a CPU order would not index it."""
+    images, targets = torch.zeros(10, 3, 2, 2, dtype=torch.uint8), torch.arange(10)
+    loader = data.InMemoryLoader(images, targets, 4, shuffle=True, device="meta",
+                                 generator=torch.Generator().manual_seed(0))
+    assert loader.images.device.type == loader.targets.device.type == "meta"
+    batches = list(loader)
+    assert [tuple(imgs.shape) for imgs, _ in batches] == [(4, 3, 2, 2), (4, 3, 2, 2), (2, 3, 2, 2)]
+    assert {imgs.device.type for imgs, _ in batches} == {t.device.type for _, t in batches} == {"meta"}
+
+
+def test_in_memory_loader_deals_test_batches_without_even_steps():
+    images, targets = torch.zeros(300, 3, 1, 1, dtype=torch.uint8), torch.arange(300)
+    loader = data.InMemoryLoader(images, targets, 64, rank=1, world_size=2, even_steps=False)
+    assert [t.tolist() for _, t in loader] == [list(range(64, 128)), list(range(192, 256))]
 
 
 def test_in_memory_loader_normalize_is_transforms_normalize():
@@ -191,6 +271,10 @@ def test_shard_gives_each_image_to_one_process_in_equal_steps(n, batch_size, wor
 
 def test_shard_of_one_process_is_plain_batching_and_testing_deals_the_batches():
     assert data.shard(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    # a last step of exactly one image per process stays a step; one image fewer joins the last
+    assert data.shard(130, 64, 0, 2) == [slice(0, 64), slice(128, 129)]
+    assert data.shard(130, 64, 1, 2) == [slice(64, 128), slice(129, 130)]
+    assert data.shard(129, 64, 0, 2) == [slice(0, 65)]
     # testing: the one-process batches of 64, dealt out in turn (so the course's sum of the
     # batches' mean losses is the same number with any number of processes)
     dealt = [data.shard(300, 64, rank, 2, even_steps=False) for rank in range(2)]
@@ -257,3 +341,14 @@ def test_the_layer_lessons_test_loader_is_the_test_set_in_order(tmp_path, drop_l
     assert targets.tolist() == test_set.targets[:64]
     assert torch.equal(imgs, torch.from_numpy(test_set.data[:64]).permute(0, 3, 1, 2) / 255)
     assert list(tmp_path.iterdir()) == []                      # nothing read or written there
+
+
+def test_the_layer_lessons_test_loader_reads_the_real_set_with_its_flags(real_cifar):
+    import argparse
+    args = argparse.Namespace(data_root=real_cifar, fake_data=False, mirror=[],
+                              num_workers=1)
+    loader = data.cifar10_test_loader(args)
+    assert loader.num_workers == 1 and loader.batch_size == 64 and not loader.drop_last
+    (imgs, targets), = list(loader)                            # the 20 test images, one batch
+    assert imgs.shape == (20, 3, 32, 32)
+    assert targets.tolist() == data.cifar10(real_cifar, train=False).targets

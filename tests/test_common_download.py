@@ -164,6 +164,9 @@ def test_two_processes_sharing_a_data_root_download_once(server, tmp_path):
     assert server.requests == [("slow", None)]              # one download, not two
     assert len(got["a"]) == len(got["b"]) == 50
     assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+    # the lock stays: removing it while a third process waits on it would let that one and
+    # a fourth, which makes a new lock file, both hold "the" lock
+    assert (root / data.DOWNLOAD_LOCK).is_file()
 
 
 def test_a_root_pulled_from_under_the_lock_is_made_again(server, tmp_path, monkeypatch):
@@ -606,3 +609,11 @@ def test_an_archive_with_the_right_md5_that_does_not_unpack_is_one_line(archive,
         data.cifar10(root, train=True)
     assert str(caught.value) == f"cannot unpack {root / CIFAR10.filename}: {why}"
     assert left_in(root) == [CIFAR10.filename]
+
+
+def test_the_layer_lessons_download_from_the_mirror_flag(server, tmp_path):
+    import argparse
+    args = argparse.Namespace(data_root=tmp_path / "data", fake_data=False,
+                              mirror=[server.url("good")], num_workers=0)
+    assert sum(len(t) for _, t in data.cifar10_test_loader(args)) == 20
+    assert server.requests == [("good", None)]

@@ -32,7 +32,8 @@ GROUPS = [
 # Each group's own test files, which QUICK=1 bash tools/mutation.sh selects alone
 QUICK_TESTS = {
     "data": ["tests/test_common_data.py", "tests/test_common_download.py"],
-    "checkpoint": ["tests/test_common_checkpoint.py", "tests/test_p22_model_save_load.py"],
+    "checkpoint": ["tests/test_common_checkpoint.py", "tests/test_p22_model_save_load.py",
+                   "tests/test_disk_writes.py"],
     "p23_train": ["tests/test_p23_train.py"],
     "p24_train_gpu": ["tests/test_p24_train_gpu.py"],
     "p25_test": ["tests/test_p25_test.py"],
