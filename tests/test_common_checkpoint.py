@@ -143,3 +143,14 @@ def test_a_file_that_does_not_unpickle_is_one_line(tmp_path):
     with pytest.raises(UserError) as caught:
         checkpoint.load(path)
     assert str(caught.value) == f"{path} is not a PyTorch checkpoint (cannot unpickle it)"
+
+
+def test_a_truncated_checkpoint_is_one_line_with_the_zip_readers_words(tmp_path):
+    path = checkpoint.save({"model": GST().state_dict()}, tmp_path / "cut.pth")
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    with pytest.raises(RuntimeError) as raw:                   # what torch itself says
+        torch.load(path, weights_only=True)
+    with pytest.raises(UserError) as caught:
+        checkpoint.load(path)
+    assert str(caught.value) == (f"{path} is not a PyTorch checkpoint, or it is truncated "
+                                 f"({str(raw.value).splitlines()[0]})")

@@ -103,6 +103,7 @@ def test_cifar10_or_fake_reads_the_real_set_through_the_transform(real_cifar):
     ds = data.cifar10_or_fake(real_cifar, train=False, transform=transforms.ToTensor(),
                               fake=False)
     assert len(ds) == 20 and isinstance(ds[0][0], torch.Tensor) and ds[0][0].shape == (3, 32, 32)
+    assert len(data.cifar10_or_fake(real_cifar, train=True, fake=False)) == 50
 
 
 def _make_folder(root, classes=("ants", "bees"), n=3, size=(40, 30), mode="RGB"):
@@ -352,3 +353,40 @@ def test_the_layer_lessons_test_loader_reads_the_real_set_with_its_flags(real_ci
     (imgs, targets), = list(loader)                            # the 20 test images, one batch
     assert imgs.shape == (20, 3, 32, 32)
     assert targets.tolist() == data.cifar10(real_cifar, train=False).targets
+
+
+def test_the_fake_data_note_says_what_it_is_and_how_big():
+    assert data.synthetic_note() == (
+        "--fake-data: synthetic CIFAR-shaped images, not CIFAR-10: 2000 to train and 500 to "
+        "test (CIFAR-10 has 50000 and 10000), 10 classes drawn as coloured stripes; nothing "
+        "is downloaded")
+
+
+def test_the_fake_data_note_is_printed_for_fake_data_only(capsys):
+    import argparse
+    data.announce_synthetic(argparse.Namespace(fake_data=True))
+    assert capsys.readouterr().out == data.synthetic_note() + "\n"
+    data.announce_synthetic(argparse.Namespace(fake_data=False))
+    data.announce_synthetic(argparse.Namespace())               # a lesson with no such flag
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("n, batch_size, world_size, rank, sizes", [
+    (10, 4, 1, 0, [4, 2]), (6, 4, 1, 0, [4, 2]), (8, 4, 1, 0, [4]), (3, 4, 1, 0, [3]),
+    (10, 2, 2, 0, [2, 1]),
+    (10, 2, 2, 1, [2, 1]), (8, 2, 2, 1, [2])])
+def test_warm_up_batches_are_each_size_an_epoch_yields(n, batch_size, world_size, rank, sizes):
+    """One batch of each size this process's epoch has, from the first images, and without
+    drawing from the shuffle generator (so a seeded run's first order is the same)."""
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 1, 1).contiguous()
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    loader = data.InMemoryLoader(images, torch.arange(n), batch_size, shuffle=True, generator=g,
+                                 rank=rank, world_size=world_size)
+    batches = loader.sample_batches()
+    assert torch.equal(g.get_state(), state)                   # nothing drawn
+    assert [len(t) for _, t in batches] == sizes
+    assert {len(t) for _, t in loader} == set(sizes)           # the sizes an epoch has
+    for imgs, targets in batches:
+        assert targets.tolist() == list(range(len(targets)))
+        assert torch.equal(imgs, images[:len(targets)].float() / 255)

@@ -24,7 +24,8 @@
 # On the 2-core machine a run starts with about 6 minutes of set-up (the mutants, then every
 # selected test once, to learn which tests reach which function), then tests 1 to 8 mutants a
 # minute: p24 or p25 in 10 to 15 minutes, checkpoint in about an hour, p23 in about two,
-# data several hours (a mutant that survives runs every test that reaches it: those cost most).
+# data several hours (a mutant that survives runs every test that reaches it: those cost most);
+# with QUICK=1, data takes about 20 minutes (1 to 2 of them set-up).
 # tests/README.md has the measured runs.
 set -eo pipefail
 cd "$(dirname "$0")/.."
