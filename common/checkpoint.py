@@ -131,8 +131,9 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
                 "re-run with --trust-pickle") from None
         raise UserError(f"{path} is not a PyTorch checkpoint (cannot unpickle it)") from None
     except (AttributeError, ModuleNotFoundError) as e:
-        # A trusted whole-model pickle whose class can't be found: lesson 22's trap. (Only
-        # the full unpickler looks classes up; weights_only's refuses them above.)
+        if not trust_pickle:     # weights_only's unpickler can raise these from an allowed call
+            raise UserError(f"{path} is not a PyTorch checkpoint ({e})") from None
+        # A trusted whole-model pickle whose class can't be found: lesson 22's trap.
         raise UserError(f"{path} is a whole pickled model whose class cannot be found here "
                         f"({e}); import or define that class first, or save a state_dict") from None
     except Exception as e:

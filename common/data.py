@@ -20,6 +20,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +192,7 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
         if folder.exists():                 # an incomplete copy (the check above failed)
             shutil.rmtree(folder)
         os.replace(unpacking / CIFAR10.base_folder, folder)
-    except (OSError, EOFError, tarfile.TarError) as e:    # EOFError: a gzip that ends early
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as e:   # a gzip cut short, or bad
         if disk.is_write_failure(e):      # a full disk: nothing half-unpacked is left
             e.filename = None             # (a file in the temporary folder, now gone)
             raise disk.failed(root / CIFAR10.base_folder, e, DATA_ROOT).with_hint(

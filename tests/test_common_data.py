@@ -188,7 +188,7 @@ def test_in_memory_loader_refuses_what_it_cannot_batch():
 
 def test_in_memory_loader_keeps_set_and_batches_on_its_device():
     """On PyTorch's ``meta`` device (shapes, no data) as a stand-in for a GPU: the set, the
-    shuffled order and every batch are there, and a CPU order would not index it."""
+    shuffled order and every batch are there."""
     images, targets = torch.zeros(10, 3, 2, 2, dtype=torch.uint8), torch.arange(10)
     loader = data.InMemoryLoader(images, targets, 4, shuffle=True, device="meta",
                                  generator=torch.Generator().manual_seed(0))

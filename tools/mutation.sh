@@ -25,7 +25,7 @@
 # selected test once, to learn which tests reach which function), then tests 1 to 8 mutants a
 # minute: p24 or p25 in 10 to 15 minutes, checkpoint in about an hour, p23 in about two,
 # data several hours (a mutant that survives runs every test that reaches it: those cost most);
-# with QUICK=1, data takes about 20 minutes (1 to 2 of them set-up).
+# with QUICK=1, data took 20 minutes (1 to 2 of them set-up), and about 50 with more tests.
 # tests/README.md has the measured runs.
 set -eo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +35,13 @@ if ! python -c "import mutmut" 2>/dev/null; then
 fi
 if [ -n "${QUICK:-}" ]; then             # a copy of the tree, selecting the groups' own tests
     [ $# -gt 0 ] || { echo "error: QUICK=1 needs the groups to run" >&2; exit 1; }
+    config=$(python tools/mutation_score.py --quick-config "$@") || exit 1   # groups checked first
     mkdir -p .mutation-quick
-    git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t .mutation-quick
-    python tools/mutation_score.py --quick-config "$@" > .mutation-quick/pyproject.toml
+    # the tree as it is (files deleted here are left out), times kept so mutmut sees no change
+    git ls-files -z --cached --others --exclude-standard |
+        while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+        xargs -0 cp -p --parents -t .mutation-quick
+    printf '%s\n' "$config" > .mutation-quick/pyproject.toml
     cd .mutation-quick
 fi
 [ -n "${FRESH:-}" ] && rm -rf mutants
