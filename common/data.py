@@ -14,6 +14,7 @@ the fast in-memory loader used for training.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import shutil
@@ -91,9 +92,8 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
                         f"{CIFAR10.filename} (from {CIFAR10.url}) in {root}, or run with "
                         "--fake-data")
     made = [d for d in (root, *root.absolute().parents) if not d.exists()]  # mkdir -p makes these
-    lock = root / DOWNLOAD_LOCK
     try:
-        with _download_lock(root):
+        with _download_lock(root, made):
             if not _cifar10_complete(root):     # another process may have fetched it meanwhile
                 _fetch_cifar10(root, mirrors)
     except KeyboardInterrupt:
@@ -105,40 +105,53 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
         else:
             kept = "nothing was kept"
         raise KeyboardInterrupt(f"interrupted: the CIFAR-10 download stopped; {kept}") from None
-    finally:
-        if lock.exists() and [p.name for p in root.iterdir()] == [DOWNLOAD_LOCK]:
-            lock.unlink()                # nothing came: no lock left behind either
-        for folder in made:              # no empty folder left by a failed attempt
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
     return CIFAR10(root=str(root), train=train, transform=transform, download=False)
 
 
 @contextlib.contextmanager
-def _download_lock(root: Path):
+def _download_lock(root: Path, made: list[Path]):
     """Hold ``root``'s download lock (made with ``root``): one download at a time, since the
-    processes of a torchrun launch, or two runs started together, share ``--data-root``."""
+    processes of a torchrun launch, or two runs started together, share ``--data-root``.
+
+    A download that brought nothing removes, before it lets go of the lock, the lock file and
+    the folders in ``made`` that are still empty: done after, it could pull the root from under
+    the next process, which would already hold the lock and be downloading into it.
+    """
     lock = FileLock(root / DOWNLOAD_LOCK)
     for attempt in range(10):
-        # Made first, so that the check below finds it there and leaves it: the check removes
-        # the folders it made, and would pull the root from under another process's lock.
-        disk.make_dir(root, DATA_ROOT)
-        disk.need_writable(root, DATA_ROOT)
         try:
+            # Made first, so that the check below finds it there and leaves it: the check
+            # removes the folders it made, and would pull the root from under another's lock.
+            disk.make_dir(root, DATA_ROOT)
+            disk.need_writable(root, DATA_ROOT)
             try:
                 lock.acquire(timeout=0)
             except Timeout:
                 print(f"waiting for another process downloading CIFAR-10 into {root} ...")
                 lock.acquire()
+            if not (root / DOWNLOAD_LOCK).exists():   # the holder's failed download removed it
+                lock.release()                         # (filelock 4 itself tries again then)
+                continue
         except (FileNotFoundError, FileExistsError):
             continue     # another's download failed and removed the root it made: make it again
+        except disk.WriteError as e:
+            if e.cause != os.strerror(errno.ENOENT):
+                raise
+            continue     # the same, while the root was being checked
         break
     else:
         raise UserError(f"cannot lock {root / DOWNLOAD_LOCK}: its folder keeps disappearing")
     try:
         yield
     finally:
-        lock.release()
+        try:
+            if root.is_dir() and [p.name for p in root.iterdir()] == [DOWNLOAD_LOCK]:
+                (root / DOWNLOAD_LOCK).unlink()  # nothing came: no lock left behind either
+            for folder in made:                  # no empty folder left by a failed attempt
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        finally:
+            lock.release()
 
 
 def _cifar10_complete(root: Path) -> bool:

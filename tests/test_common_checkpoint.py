@@ -1,4 +1,6 @@
 import os
+import pickle
+import zipfile
 
 import pytest
 import torch
@@ -154,3 +156,26 @@ def test_a_truncated_checkpoint_is_one_line_with_the_zip_readers_words(tmp_path)
         checkpoint.load(path)
     assert str(caught.value) == (f"{path} is not a PyTorch checkpoint, or it is truncated "
                                  f"({str(raw.value).splitlines()[0]})")
+
+
+class _TensorOfAnInt:
+    """Pickles as an allowed call (``torch._utils._rebuild_tensor_v2``) with an int where the
+    storage goes: weights_only's unpickler makes the call, which raises AttributeError."""
+
+    def __reduce__(self):
+        return torch._utils._rebuild_tensor_v2, (5, 0, (1,), (1,), False, {})
+
+
+def test_a_malformed_checkpoint_that_raises_attribute_error_is_one_line(tmp_path):
+    good = checkpoint.save({"model": GST().state_dict()}, tmp_path / "good.pth")
+    path = tmp_path / "malformed.pth"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(path, "w") as zout:
+        for name in zin.namelist():      # the same archive, but its pickle
+            zout.writestr(name, pickle.dumps({"model": _TensorOfAnInt()}, protocol=2)
+                          if name.endswith("/data.pkl") else zin.read(name))
+    with pytest.raises(AttributeError) as raw:                 # what torch itself says
+        torch.load(path, weights_only=True)
+    with pytest.raises(UserError) as caught:
+        checkpoint.load(path)
+    assert str(caught.value) == f"{path} is not a PyTorch checkpoint ({raw.value})"
+    assert str(raw.value) == "'int' object has no attribute 'dtype'"

@@ -191,6 +191,88 @@ def test_a_root_pulled_from_under_the_lock_is_made_again(server, tmp_path, monke
     assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
 
 
+def test_a_failed_download_tidies_up_before_the_next_one_takes_the_lock(server, tmp_path,
+                                                                       monkeypatch):
+    """A's download fails in a root it made; B, waiting, takes the lock as A lets go. A's
+    tidying (the lock file, the empty root) is done before that, never under B's download:
+    B then finds no lock file, makes the root again and downloads into it."""
+    root, b_inside, b_go_on, got = tmp_path / "new" / "data", threading.Event(), \
+        threading.Event(), {}
+    real_fetch, real_release = data._fetch_cifar10, data.FileLock.release
+
+    def fetch(r, mirrors):
+        if mirrors == [server.url("good")]:
+            b_inside.set()               # B holds the lock, about to write into the root
+            b_go_on.wait(10)
+        return real_fetch(r, mirrors)
+
+    def b():
+        try:
+            got["b"] = len(data.cifar10(root, train=False, mirrors=[server.url("good")]))
+        except BaseException as e:      # noqa: BLE001 - the test reports what B met
+            got["b"] = e
+
+    thread = threading.Thread(target=b)
+
+    def release(self, *args, **kwargs):
+        real_release(self, *args, **kwargs)
+        if not thread.is_alive() and "b" not in got and not b_inside.is_set():
+            thread.start()               # B was waiting: it takes the lock now
+            assert b_inside.wait(10)     # and A goes on (its finally) only once B is in
+
+    monkeypatch.setattr(data, "_fetch_cifar10", fetch)
+    monkeypatch.setattr(data.FileLock, "release", release)
+    with pytest.raises(UserError, match="no source could give it"):
+        data.cifar10(root, train=False, mirrors=[refused_url()])
+    b_go_on.set()
+    thread.join(30)
+    assert got["b"] == 20
+    assert left_in(root) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+
+
+def test_a_root_removed_while_it_is_checked_is_made_again(server, tmp_path, monkeypatch):
+    """The root vanishes between its mkdir and the write check's test file (another process's
+    failed download tidied it): that is tried again, not told as a folder one cannot write."""
+    root, calls = tmp_path / "data", []
+    real_mkstemp = disk.tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        calls.append(kwargs["dir"])
+        if len(calls) == 1:
+            shutil.rmtree(root)
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(disk.tempfile, "mkstemp", mkstemp)
+    assert len(data.cifar10(root, train=False, mirrors=[server.url("good")])) == 20
+    assert [Path(d) for d in calls[:2]] == [root, root]
+    assert server.requests == [("good", None)]
+
+
+def test_a_lock_file_removed_by_its_last_holder_is_not_trusted(server, tmp_path, monkeypatch):
+    """Taking a lock whose file the last holder removed (its download failed) holds nothing
+    another process could see: let go, and lock the file made again."""
+    root, held = tmp_path / "data", []
+    real_acquire = data.FileLock.acquire
+
+    def acquire(self, *args, **kwargs):
+        got = real_acquire(self, *args, **kwargs)
+        held.append((root / data.DOWNLOAD_LOCK).stat().st_ino)
+        if len(held) == 1:
+            (root / data.DOWNLOAD_LOCK).unlink()
+        return got
+
+    monkeypatch.setattr(data.FileLock, "acquire", acquire)
+    assert len(data.cifar10(root, train=False, mirrors=[server.url("good")])) == 20
+    assert len(held) == 2 and (root / data.DOWNLOAD_LOCK).stat().st_ino == held[1]
+    assert server.requests == [("good", None)]
+
+
+def test_a_root_that_cannot_be_written_is_not_tried_again(tmp_path, monkeypatch):
+    """Only a root that vanished is tried again; a root through a file fails at once."""
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(disk.WriteError, match="a part of the path is a file"):
+        data.cifar10(tmp_path / "file" / "data", train=False, mirrors=[refused_url()])
+
 def test_a_refused_source_then_one_that_serves_it_and_the_run_trains(server, tmp_path, capsys):
     root = tmp_path / "data"
     rc = p23.main(["--data-root", str(root), "--mirror", refused_url(), "--mirror",

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from common import checkpoint, cli, data, paths, writer
+from common import step as common_step
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
 from conftest import (REPO, course_test_pass, load_script, only_run, run_dirs, scalar_tags,
@@ -169,6 +170,8 @@ def test_the_test_pass_against_an_oracle_on_a_set_with_a_partial_last_batch(norm
                                        if (t, p) == (i, j)) for j in range(10)]
                                   for i in range(10)]
     assert int(confusion.sum()) == 45 and int(confusion.trace()) == right
+    # counts, as integers: float32 would print 3.0 in --metrics and stop counting at 2**24
+    assert confusion.dtype == torch.int64 and confusion.device == torch.device("cpu")
     assert gst.training is False       # the course's gst.eval() before testing
 
 
@@ -189,6 +192,80 @@ def test_train_on_its_own_counts_its_steps_under_a_bar_named_train(capsys):
     assert p23.train(gst, step, loader, 3, show_progress=False) == 6
     assert capsys.readouterr().err == ""
     assert gst.training
+
+
+def _training_parts(images: int, batch_size: int):
+    torch.manual_seed(0)
+    gst = p23.make_model(10, torch.device("cpu"))
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+    step = functools.partial(p23.train_step, gst, nn.CrossEntropyLoss(), optimizer)
+    loader = data.InMemoryLoader(torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8),
+                                 torch.randint(0, 10, (images,)), batch_size, channels_last=True)
+    return gst, step, loader
+
+
+def test_the_loss_line_is_the_courses_and_the_bar_shows_the_same_loss(capsys):
+    """Every log_every steps the course's line, exactly; the bar's loss= is the same value to
+    4 places."""
+    gst, step, loader = _training_parts(48, 4)
+    assert p23.train(gst, step, loader, log_every=4) == 12
+    captured = capsys.readouterr()
+    lines = [re.fullmatch(r"训练次数：(\d+), Loss: (\d+\.\d+)", line)
+             for line in captured.out.splitlines()]
+    assert all(lines) and [int(m[1]) for m in lines] == [4, 8, 12]
+    bars = [b for b in captured.err.split("\r") if b.strip()]
+    assert bars[-1].startswith("train: 100%|██████████| 12/12 [")
+    assert bars[-1].rstrip().endswith(f", loss={float(lines[-1][2]):.4f}]")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal (POSIX)")
+def test_the_bar_follows_the_terminals_width_when_the_window_is_resized(monkeypatch):
+    """In a terminal (a pseudo-terminal here) the bar is drawn at its width, and redrawn at the
+    new width when the learner narrows the window mid-epoch (tqdm's dynamic_ncols)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+    master, slave = pty.openpty()
+
+    def resize(columns):
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+
+    shown = []
+
+    def read():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:                  # EIO: the terminal's other end was closed
+                break
+            if not chunk:
+                break
+            shown.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    resize(200)
+    terminal = open(slave, "w", encoding="utf-8")
+    monkeypatch.setattr(sys, "stderr", terminal)
+    gst, train_step, loader = _training_parts(24, 4)
+
+    def step(imgs, targets):
+        loss = train_step(imgs, targets)
+        resize(61)                           # narrowed to 61 columns after the first step
+        return loss
+
+    try:
+        assert p23.train(gst, step, loader) == 6
+    finally:
+        terminal.close()
+    reader.join(10)
+    os.close(master)
+    bars = [b for b in b"".join(shown).decode().split("\r") if b.strip()]
+    assert bars[0].startswith("train:   0%|") and len(bars[0]) == 199   # tqdm keeps one free
+    # redrawn at 60, padded with spaces over what the last, wider drawing left
+    assert bars[-1].startswith("train: 100%|") and len(bars[-1].rstrip()) == 60
 
 
 def test_per_class_accuracy_by_hand():
@@ -283,6 +360,68 @@ def test_train_step_with_amp_computes_the_layers_in_bfloat16():
         assert loss.dtype == torch.float32
     assert dtypes == [torch.float32, torch.bfloat16]
     assert all(p.dtype == torch.float32 for p in gst.parameters())
+
+
+def test_amp_asks_for_bfloat16_whatever_the_devices_autocast_default():
+    """CUDA's autocast default is float16, which the step must not take: it names bfloat16.
+    Here the CPU's default is made float16 as CUDA's is, and the layers still run in bfloat16."""
+    gst = GST()
+    dtypes = []
+    gst.model[0].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+    default = torch.get_autocast_dtype("cpu")
+    torch.set_autocast_dtype("cpu", torch.float16)
+    try:
+        p23.train_step(gst, torch.nn.CrossEntropyLoss(), optimizer, torch.rand(4, 3, 32, 32),
+                       torch.tensor([0, 1, 2, 3]), amp=True)
+    finally:
+        torch.set_autocast_dtype("cpu", default)
+    assert dtypes == [torch.bfloat16]
+
+
+def test_a_step_by_default_is_the_courses_fp32_step_exactly():
+    """make_train_step and train_step, every option at its default: the course's forward, loss,
+    zero_grad, backward and SGD step in fp32, bit for bit what those lines give by hand."""
+    gst, _, loader = _training_parts(16, 8)
+    loss_fn, twin = nn.CrossEntropyLoss(), copy.deepcopy(gst)
+    imgs, targets = next(iter(loader))
+    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=0.01)
+    by_hand = []
+    for _ in range(2):                       # the course's lines, on a copy of the model
+        loss = loss_fn(twin(imgs), targets)
+        twin_optimizer.zero_grad()
+        loss.backward()
+        twin_optimizer.step()
+        by_hand.append(loss.detach())
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+    step = p23.make_train_step(gst, loss_fn, optimizer, loader)    # warms up, then puts back
+    first = step(imgs, targets)
+    second = p23.train_step(gst, loss_fn, optimizer, imgs, targets)
+    assert first.dtype == second.dtype == torch.float32
+    assert torch.equal(first, by_hand[0]) and torch.equal(second, by_hand[1])
+    assert all(torch.equal(a, b) for a, b in zip(gst.parameters(), twin.parameters()))
+
+
+def test_with_cuda_graph_the_step_is_the_graph_recorded_on_the_first_batch(monkeypatch):
+    """cuda_graph=True reaches common.step: the step returned is its CUDAGraphStep, recorded on
+    the loader's first sample batch (a stand-in records here; CUDA's own runs in the GPU tests)."""
+    made = []
+
+    class Recorded:
+        def __init__(self, step_fn, imgs, targets):
+            self.step_fn, self.shape = step_fn, tuple(imgs.shape)
+            made.append(self)
+
+        def __call__(self, imgs, targets):
+            return self.step_fn(imgs, targets)
+
+    monkeypatch.setattr(common_step, "CUDAGraphStep", Recorded)
+    gst, _, loader = _training_parts(20, 8)          # batches of 8, 8 and 4
+    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
+    step = p23.make_train_step(gst, nn.CrossEntropyLoss(), optimizer, loader, cuda_graph=True)
+    assert made == [step] and step.shape == (8, 3, 32, 32)
+    assert p23.make_train_step(gst, nn.CrossEntropyLoss(), optimizer, loader) is not made[0]
+    assert len(made) == 1
 
 
 def test_cuda_graph_flags_change_nothing_on_cpu(tmp_path, monkeypatch, capsys):

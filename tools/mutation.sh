@@ -12,6 +12,7 @@
 #   bash tools/mutation.sh "common.cli.*"  # any other mutants, by mutmut's names
 #   FRESH=1 bash tools/mutation.sh         # forget earlier results (mutants/) first
 #   QUICK=1 bash tools/mutation.sh data    # each group against its own test files only
+#   QUICK=1 bash tools/mutation.sh "common.data.x_cifar10__mutmut_*"   # names, the same way
 #
 # QUICK=1 runs in .mutation-quick/ (git-ignored), a copy of the tree whose configuration
 # selects only the group's own test files (data: test_common_data.py and
@@ -34,7 +35,7 @@ if ! python -c "import mutmut" 2>/dev/null; then
     exit 1
 fi
 if [ -n "${QUICK:-}" ]; then             # a copy of the tree, selecting the groups' own tests
-    [ $# -gt 0 ] || { echo "error: QUICK=1 needs the groups to run" >&2; exit 1; }
+    [ $# -gt 0 ] || { echo "error: QUICK=1 needs the groups (or mutant names) to run" >&2; exit 1; }
     config=$(python tools/mutation_score.py --quick-config "$@") || exit 1   # groups checked first
     mkdir -p .mutation-quick
     # the tree as it is (files deleted here are left out), times kept so mutmut sees no change
@@ -55,5 +56,8 @@ for arg in "$@"; do           # a group's name stands for its patterns
 done
 [ $# -eq 0 ] && mapfile -t names < <(python tools/mutation_score.py --patterns)
 set -- "${names[@]}"
-mutmut run --max-children "${JOBS:-2}" "$@"
+# One thread a test process: mutmut's time limit counts CPU seconds, and two processes of two
+# torch threads each on two cores spin-wait for each other (OpenMP), so their CPU time grows
+# several-fold and a mutant a test kills at once could be counted a timeout instead.
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} mutmut run --max-children "${JOBS:-2}" "$@"
 python tools/mutation_score.py

@@ -55,8 +55,20 @@ def patterns(groups: list[str] | None = None) -> list[str]:
             for p in pats]
 
 
-def quick_config(groups: list[str]) -> str:
-    """pyproject.toml with mutmut's test selection narrowed to ``groups``' own test files."""
+def group_of(arg: str) -> str:
+    """The group of ``arg``: a group's name, or a mutant name (pattern) in a group's file."""
+    if "." not in arg:
+        return arg
+    for _, path, _ in GROUPS:
+        if arg.startswith(path[:-len(".py")].replace("/", ".") + "."):
+            return Path(path).stem
+    raise SystemExit(f"error: {arg} is not in a group's file; QUICK=1 runs those only")
+
+
+def quick_config(args: list[str]) -> str:
+    """pyproject.toml with mutmut's test selection narrowed to the own test files of the
+    groups ``args`` name, or hold the mutants they name."""
+    groups = list(dict.fromkeys(group_of(a) for a in args))
     patterns(groups)                                   # an unknown group: one error line
     text = (ROOT / "pyproject.toml").read_text()
     start = text.index("pytest_add_cli_args_test_selection = [")
@@ -91,9 +103,10 @@ def main(argv=None) -> int:
     parser.add_argument("--patterns", nargs="*", metavar="GROUP", default=None,
                         help="print the mutant name patterns of these groups (all without "
                              "names), one a line")
-    parser.add_argument("--quick-config", nargs="+", metavar="GROUP", default=None,
-                        help="print pyproject.toml with the test selection narrowed to these "
-                             "groups' own test files (QUICK=1 bash tools/mutation.sh)")
+    parser.add_argument("--quick-config", nargs="+", metavar="GROUP_OR_NAME", default=None,
+                        help="print pyproject.toml with the test selection narrowed to the own "
+                             "test files of these groups, or of the groups of these mutant "
+                             "names (QUICK=1 bash tools/mutation.sh)")
     args = parser.parse_args(argv)
     if args.quick_config is not None:
         print(quick_config(args.quick_config), end="")
