@@ -1,12 +1,14 @@
+import errno
 import os
 import pickle
+import re
 import zipfile
 
 import pytest
 import torch
 from torch import nn
 
-from common import checkpoint
+from common import checkpoint, disk
 from common.cli import UserError
 from common.model import GST
 
@@ -179,3 +181,71 @@ def test_a_malformed_checkpoint_that_raises_attribute_error_is_one_line(tmp_path
         checkpoint.load(path)
     assert str(caught.value) == f"{path} is not a PyTorch checkpoint ({raw.value})"
     assert str(raw.value) == "'int' object has no attribute 'dtype'"
+
+
+def test_the_file_being_written_is_hidden_and_named_for_what_it_becomes(tmp_path):
+    """While written, the file is .<name>.<random>.tmp beside its final name: hidden from ls
+    and from the scripts' gst_*.pth, and plain to see for what it is if a crash leaves it."""
+    seen = []
+
+    def write(f):
+        seen.extend(os.listdir(tmp_path))
+        f.write(b"x")
+
+    checkpoint.atomic_write(tmp_path / "gst_0.pth", write)
+    assert len(seen) == 1 and re.fullmatch(r"\.gst_0\.pth\.\w{8}\.tmp", seen[0]), seen
+    assert os.listdir(tmp_path) == ["gst_0.pth"]
+
+
+def test_a_folder_that_cannot_be_made_names_the_option(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(disk.WriteError) as caught:
+        checkpoint.atomic_write(tmp_path / "file" / "ck" / "gst_0.pth", lambda f: f.write(b"x"),
+                                option="--checkpoint-dir DIR")
+    assert str(caught.value) == (f"cannot write {tmp_path / 'file' / 'ck'}: a part of the path "
+                                 "is a file, not a folder; name a folder, not a file, with "
+                                 "--checkpoint-dir DIR")
+
+
+def test_ctrl_c_just_after_the_rename_is_still_ctrl_c(tmp_path, monkeypatch):
+    """Ctrl-C landing as os.replace returns: the temporary file is gone already (it is the
+    new file), and removing it again must not turn the interrupt into FileNotFoundError."""
+    real_replace = os.replace
+
+    def replace_then_ctrl_c(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.atomic_write(tmp_path / "gst_0.pth", lambda f: f.write(b"whole"))
+    assert os.listdir(tmp_path) == ["gst_0.pth"]
+    assert (tmp_path / "gst_0.pth").read_bytes() == b"whole"
+
+
+def test_errors_that_are_no_failed_write_come_out_as_themselves(tmp_path):
+    """Only a write failure (a full disk, a refused folder) becomes a WriteError line: an I/O
+    error of the disk, or a name Python refuses before any file is open, is raised as it is."""
+    def disk_error(f):
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(OSError) as caught:
+        checkpoint.atomic_write(tmp_path / "a.pth", disk_error)
+    assert type(caught.value) is OSError and caught.value.errno == errno.EIO
+    with pytest.raises(ValueError, match="null"):       # before any file was opened
+        checkpoint.atomic_write(tmp_path / "a\0b.pth", lambda f: f.write(b"x"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_reader_error_without_words_adds_none(tmp_path, monkeypatch):
+    """The zip reader's own words are added in brackets; a RuntimeError with none adds no
+    "(RuntimeError)", which would say nothing to a learner."""
+    path = checkpoint.save({"model": GST().state_dict()}, tmp_path / "gst.pth")
+
+    def fails(*args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(checkpoint.torch, "load", fails)
+    with pytest.raises(UserError) as caught:
+        checkpoint.load(path)
+    assert str(caught.value) == f"{path} is not a PyTorch checkpoint, or it is truncated"
