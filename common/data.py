@@ -135,7 +135,7 @@ def _download_lock(root: Path, made: list[Path]):
         except (FileNotFoundError, FileExistsError):
             continue     # another's download failed and removed the root it made: make it again
         except disk.WriteError as e:
-            if e.cause != os.strerror(errno.ENOENT):
+            if e.errno != errno.ENOENT:
                 raise
             continue     # the same, while the root was being checked
         break

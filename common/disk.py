@@ -30,17 +30,20 @@ REFUSED = {errno.EACCES: "permission denied",
 
 
 class WriteError(UserError):
-    """A write that failed; ``path`` is what could not be written."""
+    """A write that failed; ``path`` is what could not be written, ``errno`` the error's
+    number (``errno.ENOSPC``...) where an ``OSError`` caused it."""
 
-    def __init__(self, path: Path | None, cause: str, hint: str, what: str | None = None):
+    def __init__(self, path: Path | None, cause: str, hint: str, what: str | None = None,
+                 code: int | None = None):
         # what: the words for something written that is not a file path (the printed output)
         self.path, self.cause, self.hint, self.what = path and Path(path), cause, hint, what
+        self.errno = code
         named = path or what
         super().__init__(f"cannot write{f' {named}' if named else ''}: {cause}; {hint}")
 
     def with_hint(self, more: str) -> "WriteError":
         """The same error, its line ending in ``more`` too (what was kept, how to go on)."""
-        return WriteError(self.path, self.cause, f"{self.hint}. {more}", self.what)
+        return WriteError(self.path, self.cause, f"{self.hint}. {more}", self.what, self.errno)
 
 
 # Of those, the ones only a write ends in (a read can be refused permission too).
@@ -74,8 +77,8 @@ def failed(path: Path | None, e: OSError, option: str | None = None) -> WriteErr
         hint = f"choose a folder you can write to{with_flag}"
     # a write that names no file at all is a print() to redirected output (a full disk)
     named = getattr(e, "filename", None) or path
-    return WriteError(named, cause(e), hint) if named else WriteError(None, cause(e), hint,
-                                                                     what=output_name())
+    return WriteError(named, cause(e), hint, what=None if named else output_name(),
+                      code=e.errno)
 
 
 def make_dir(path: Path, option: str | None = None) -> Path:
@@ -132,13 +135,15 @@ def need_writable_file(path: Path, option: str | None = None) -> Path:
     must not be a folder itself."""
     path, with_flag = Path(path), f" with {option}" if option else ""
     if path.is_dir():
-        raise WriteError(path, REFUSED[errno.EISDIR], f"give a file's path, not a folder's{',' if option else ''}{with_flag}")
+        raise WriteError(path, REFUSED[errno.EISDIR], f"give a file's path, not a folder's{',' if option else ''}{with_flag}",
+                         code=errno.EISDIR)
     try:
         need_writable(path.parent, option)
     except WriteError as e:
-        if e.cause not in (REFUSED[errno.ENOTDIR], REFUSED[errno.EEXIST]):
+        if e.errno not in (errno.ENOTDIR, errno.EEXIST):
             raise
-        raise WriteError(path, REFUSED[errno.ENOTDIR], f"give another path{with_flag}") from None
+        raise WriteError(path, REFUSED[errno.ENOTDIR], f"give another path{with_flag}",
+                         code=errno.ENOTDIR) from None
     return path
 
 

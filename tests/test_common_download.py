@@ -3,6 +3,7 @@ archive in CIFAR-10's real on-disk format, made here; torchvision is made to exp
 archive's md5 and its files' md5s, so every check is torchvision's own, for real."""
 from __future__ import annotations
 
+import argparse
 import errno
 import hashlib
 import http.server
@@ -147,6 +148,11 @@ def left_in(root):
                   if p.name != data.DOWNLOAD_LOCK) if root.exists() else []
 
 
+def ctrl_c(*args, **kwargs):
+    """Stands in for a call that the learner's Ctrl-C interrupts."""
+    raise KeyboardInterrupt
+
+
 def test_two_processes_sharing_a_data_root_download_once(server, tmp_path):
     """torchrun's processes (or two runs started together) on one --data-root: the first
     fetches and unpacks while the other waits on the lock, then finds the set in place."""
@@ -272,6 +278,7 @@ def test_a_root_that_cannot_be_written_is_not_tried_again(tmp_path, monkeypatch)
     (tmp_path / "file").write_text("x")
     with pytest.raises(disk.WriteError, match="a part of the path is a file"):
         data.cifar10(tmp_path / "file" / "data", train=False, mirrors=[refused_url()])
+
 
 def test_a_refused_source_then_one_that_serves_it_and_the_run_trains(server, tmp_path, capsys):
     root = tmp_path / "data"
@@ -577,15 +584,13 @@ def test_an_incomplete_copy_is_unpacked_again_from_the_archive(archive, tmp_path
 
 
 def test_ctrl_c_says_what_was_kept_whole_or_nothing(server, tmp_path, monkeypatch, capsys):
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
     root = tmp_path / "data"
-    monkeypatch.setattr(data, "extract_archive", interrupt)
+    monkeypatch.setattr(data, "extract_archive", ctrl_c)
     with pytest.raises(KeyboardInterrupt) as caught:
         data.cifar10(root, train=False, mirrors=[server.url("good")])
     assert str(caught.value) == (f"interrupted: the CIFAR-10 download stopped; {root / CIFAR10.filename} "
                                  "is whole and the next run unpacks it")
-    monkeypatch.setattr(data, "fetch", interrupt)
+    monkeypatch.setattr(data, "fetch", ctrl_c)
     with pytest.raises(KeyboardInterrupt) as caught:
         data.cifar10(tmp_path / "other", train=False, mirrors=[server.url("good")])
     assert str(caught.value) == "interrupted: the CIFAR-10 download stopped; nothing was kept"
@@ -608,10 +613,7 @@ def test_megabytes_kept_are_millions_of_bytes(server, tmp_path, monkeypatch):
         f"cifar-10-python.tar.gz from any of them yourself into {root}/ (it is checked and "
         "unpacked on the next run), or name another copy with --mirror URL, or run with "
         "--fake-data")
-
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
-    monkeypatch.setattr(data, "fetch", interrupt)
+    monkeypatch.setattr(data, "fetch", ctrl_c)
     with pytest.raises(KeyboardInterrupt) as caught:
         data.cifar10(root, train=False)
     assert str(caught.value) == (f"interrupted: the CIFAR-10 download stopped; {part} keeps "
@@ -694,7 +696,6 @@ def test_an_archive_with_the_right_md5_that_does_not_unpack_is_one_line(archive,
 
 
 def test_the_layer_lessons_download_from_the_mirror_flag(server, tmp_path):
-    import argparse
     args = argparse.Namespace(data_root=tmp_path / "data", fake_data=False,
                               mirror=[server.url("good")], num_workers=0)
     assert sum(len(t) for _, t in data.cifar10_test_loader(args)) == 20

@@ -175,14 +175,19 @@ def test_the_test_pass_against_an_oracle_on_a_set_with_a_partial_last_batch(norm
     assert gst.training is False       # the course's gst.eval() before testing
 
 
-def test_train_on_its_own_counts_its_steps_under_a_bar_named_train(capsys):
-    # what the benchmark calls: p23.train(gst, step, loader), every other argument its default
+def _training_parts(images: int, batch_size: int):
     torch.manual_seed(0)
     gst = p23.make_model(10, torch.device("cpu"))
     optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
     step = functools.partial(p23.train_step, gst, nn.CrossEntropyLoss(), optimizer)
-    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
-    loader = data.InMemoryLoader(images, torch.randint(0, 10, (20,)), 8, channels_last=True)
+    loader = data.InMemoryLoader(torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8),
+                                 torch.randint(0, 10, (images,)), batch_size, channels_last=True)
+    return gst, step, loader
+
+
+def test_train_on_its_own_counts_its_steps_under_a_bar_named_train(capsys):
+    # what the benchmark calls: p23.train(gst, step, loader), every other argument its default
+    gst, step, loader = _training_parts(20, 8)
     assert p23.train(gst, step, loader) == 3                  # 8 + 8 + 4 images, from 0
     captured = capsys.readouterr()
     assert captured.out == ""                                  # no loss line before step 100
@@ -192,16 +197,6 @@ def test_train_on_its_own_counts_its_steps_under_a_bar_named_train(capsys):
     assert p23.train(gst, step, loader, 3, show_progress=False) == 6
     assert capsys.readouterr().err == ""
     assert gst.training
-
-
-def _training_parts(images: int, batch_size: int):
-    torch.manual_seed(0)
-    gst = p23.make_model(10, torch.device("cpu"))
-    optimizer = torch.optim.SGD(gst.parameters(), lr=0.01)
-    step = functools.partial(p23.train_step, gst, nn.CrossEntropyLoss(), optimizer)
-    loader = data.InMemoryLoader(torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8),
-                                 torch.randint(0, 10, (images,)), batch_size, channels_last=True)
-    return gst, step, loader
 
 
 def test_the_loss_line_is_the_courses_and_the_bar_shows_the_same_loss(capsys):
