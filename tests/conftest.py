@@ -6,6 +6,7 @@ import contextlib
 import copy
 import importlib
 import io
+import os
 import pickle
 import resource
 import subprocess
@@ -28,6 +29,17 @@ if str(REPO) not in sys.path:
 from common import data  # noqa: E402
 
 SCRIPTS = REPO / "scripts"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n N``), the machine's cores shared out among the N test
+    processes, and among the scripts they start: N processes each running torch on every
+    core spend their time waiting on one another (OpenMP's threads spin)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def load_script(name: str, folder: str = "scripts"):

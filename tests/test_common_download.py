@@ -105,7 +105,8 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # polled every 10 ms, not the default 0.5 s: shutdown() waits for the next poll
+        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
 
     def url(self, how: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{how}"
