@@ -49,6 +49,11 @@ def load_script(name: str, folder: str = "scripts"):
     return importlib.import_module(f"{folder}.{name}")
 
 
+def ctrl_c(*args, **kwargs):
+    """Stands in for a call that the learner's Ctrl-C interrupts."""
+    raise KeyboardInterrupt
+
+
 def after_note(out: str) -> list[str]:
     """stdout's lines after the --fake-data note, which must be the first line, and only there."""
     note = data.synthetic_note()          # called now: a test may have shrunk the fake set

@@ -24,7 +24,7 @@ from torchvision.datasets import CIFAR10
 
 from common import data, disk, download
 from common.cli import UserError
-from conftest import REPO, file_size_limit, load_script, write_cifar10
+from conftest import REPO, ctrl_c, file_size_limit, load_script, write_cifar10
 
 p23 = load_script("p23_train")
 STALL = 5.0          # seconds a stalling source waits before it answers
@@ -147,11 +147,6 @@ def left_in(root):
     """What is in root, but the hidden lock file of a download that went through."""
     return sorted(p.name for p in root.iterdir()
                   if p.name != data.DOWNLOAD_LOCK) if root.exists() else []
-
-
-def ctrl_c(*args, **kwargs):
-    """Stands in for a call that the learner's Ctrl-C interrupts."""
-    raise KeyboardInterrupt
 
 
 def test_two_processes_sharing_a_data_root_download_once(server, tmp_path):

@@ -21,8 +21,8 @@ from common import checkpoint, cli, data, paths, writer
 from common import step as common_step
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
-from conftest import (REPO, course_test_pass, load_script, only_run, run_dirs, scalar_tags,
-                      scalars)
+from conftest import (REPO, course_test_pass, ctrl_c, load_script, only_run, run_dirs,
+                      scalar_tags, scalars)
 
 p23 = load_script("p23_train")
 
@@ -771,11 +771,7 @@ def test_ctrl_c_in_the_first_epoch_leaves_no_empty_checkpoint_folder(tmp_path, m
                                                                      capsys):
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(p23, "train", interrupted)
+    monkeypatch.setattr(p23, "train", ctrl_c)
     assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 130
     assert capsys.readouterr().err == ("stopped during epoch 1 of 10: no checkpoint was saved, "
                                        "nothing to resume: run the same command again\n"
