@@ -10,4 +10,9 @@
 - ``download``: one file from a list of sources: resumable, with timeouts, md5-checked
 - ``step``: the training step warmed up before the first epoch, or recorded as a CUDA graph
 - ``checkpoint``: atomic save and safe (``weights_only``) load
+- ``disk``: output folders tried before the work, free space before a big file, a failed
+  write in one line
+- ``figures``: the pictures of what a classifier learned (confusion matrix, captioned
+  predictions, top-k) for TensorBoard's Images tab
+- ``distributed``: one of torchrun's processes: who it is, its process group, DDP
 """

@@ -73,6 +73,9 @@ def failed(path: Path | None, e: OSError, option: str | None = None) -> WriteErr
         hint = f"free some space, or write elsewhere{with_flag}"
     elif e.errno in (errno.ENOTDIR, errno.EEXIST):
         hint = "name a folder, not a file" + (f", with {option}" if option else "")
+    elif e.errno == errno.EISDIR:      # a folder where the file goes: it is not ours to remove
+        hint = "move that folder out of the way" + (f", or write elsewhere{with_flag}"
+                                                    if option else "")
     else:
         hint = f"choose a folder you can write to{with_flag}"
     # a write that names no file at all is a print() to redirected output (a full disk)

@@ -73,8 +73,22 @@ def latest_checkpoint(checkpoint_root: Path, script: str) -> Path | None:
 
 
 def need_latest_checkpoint(checkpoint_root: Path, script: str, how: str) -> Path:
-    """:func:`latest_checkpoint`, or one :class:`UserError` line saying how to make one."""
+    """:func:`latest_checkpoint`, or one :class:`UserError` line saying how to make one
+    (``how``), or, when ``--checkpoint-dir`` runs through a file, that it does: a run started
+    there would fail the same way."""
     found = latest_checkpoint(checkpoint_root, script)
     if found is None:
-        raise UserError(f"no {script} run in {Path(checkpoint_root) / script}: {how}")
+        where = Path(checkpoint_root) / script
+        if (afile := file_in_the_way(where)) is not None:
+            raise UserError(f"no {script} run in {where}: {afile} is a file, not a folder; "
+                            "name the folder that holds the runs with --checkpoint-dir DIR")
+        raise UserError(f"no {script} run in {where}: {how}")
     return found
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file that ``path`` or one of its parents is, where a folder should be; or None."""
+    for part in (path, *path.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None

@@ -85,21 +85,21 @@ class MyLabelData(Dataset):
         return len(self.img_path)
 
 
-def write_label_files(root_dir: str, target_dir: str) -> tuple[str, list[str]]:
-    """The course's loop: for each image in ``target_dir`` write ``<label>_label/<name>.txt``."""
+def write_label_files(root_dir: str, target_dir: str, option: str) -> tuple[str, list[str]]:
+    """The course's loop: for each image in ``target_dir`` write ``<label>_label/<name>.txt``
+    (``option``: how to write elsewhere, named in the line a failed write gives)."""
     img_path = sorted(os.listdir(os.path.join(root_dir, target_dir)))
     label = target_dir.split('_')[0]                  # "ants_image" -> "ants"
     out_dir = "_".join([label, "label"])              # -> "ants_label"
     # The course's loop assumes ants_label/ exists (open(..., 'w') fails otherwise).
-    disk.make_dir(os.path.join(root_dir, out_dir), "--practice-folder DIR")
+    disk.make_dir(os.path.join(root_dir, out_dir), option)
     for i in img_path:
         file_name = i.split('.jpg')[0]
         label_path = os.path.join(root_dir, out_dir, "{}.txt".format(file_name))
         # The course: with open(label_path, 'w') as f: f.write(label). That empties the file
         # first, so a write that fails (a full disk) loses the label a rerun was rewriting;
         # here it is written beside it and renamed over it once whole (a failure is one line).
-        atomic_write(Path(label_path), lambda f: f.write(label.encode()),
-                     option="--practice-folder DIR")
+        atomic_write(Path(label_path), lambda f: f.write(label.encode()), option=option)
     return out_dir, img_path
 
 
@@ -133,7 +133,10 @@ def main(argv=None) -> int:
     need_dir(args.practice_folder, "practice folder")
     for target_dir in ("ants_image", "bees_image"):
         need_dir(args.practice_folder / "train" / target_dir, "practice image folder")
-    disk.need_writable(args.practice_folder / "train", "--practice-folder DIR")  # the labels go there
+    # The label files go beside the practice images: writing elsewhere means a copy of the
+    # whole folder, images too, and the line a failed write gives says so.
+    elsewhere = f"--practice-folder DIR (a copy of {args.practice_folder}, images and all)"
+    disk.need_writable(args.practice_folder / "train", elsewhere)
 
     # 1. 读取一张图片 / open one picture: its address is all Image.open needs
     root_dir = os.path.join(args.image_folder, "train")
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
     # 4. 第二种组织形式：图片和 label 分开 / second layout: write a .txt label per image
     root_dir = os.path.join(args.practice_folder, "train")
     for target_dir in ("ants_image", "bees_image"):
-        out_dir, img_path = write_label_files(root_dir, target_dir)
+        out_dir, img_path = write_label_files(root_dir, target_dir, elsewhere)
         print(f"wrote {len(img_path)} label files to {os.path.join(root_dir, out_dir)}")
 
     # 5. 读回图片和 label / read each image with its .txt label back

@@ -58,6 +58,7 @@ import functools
 import hashlib
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -680,16 +681,18 @@ def run(args, argv, given, world, device) -> int:
         run_id, run_ckpt, run_logs, purge_step = run_folders(args, resume, state)
         if state is not None:
             print(f"接着训练 / resuming run {run_id} from {resume}: epoch {start + 1} of {epochs}")
-        writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
-        describe_run(writer, args, argv, data_source(args, train_data_size, test_data_size),
-                     device, world, start, resumed=None if purge_step is None else
-                     {"from": resume, "args": state.get("args") or {}})
         last_checkpoint = resume if purge_step is not None else None
         kept_args = (state.get("args") or {}) if purge_step is not None else None
     epoch_seconds = []     # each epoch's training time, for --metrics
     total_test_loss = test_accuracy = confusion = None
     i = start
+    unfinished = False     # stopped (Ctrl-C, a failed write, a lost process), not diverged
     try:
+        if world.is_main:
+            writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
+            describe_run(writer, args, argv, data_source(args, train_data_size, test_data_size),
+                         device, world, start, resumed=None if purge_step is None else
+                         {"from": resume, "args": state.get("args") or {}})
         for i in range(start, epochs):
             tqdm.write("-------第 {} 轮训练开始-------".format(i + 1))
 
@@ -766,9 +769,11 @@ def run(args, argv, given, world, device) -> int:
             if not disk.is_write_failure(e):
                 raise
             e = disk.failed(None, e)      # the file it names, or the printed output
+        unfinished = True
         kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
         raise e.with_hint(f"Stopped in epoch {i + 1} of {epochs}: {kept}") from None
     except KeyboardInterrupt:
+        unfinished = True
         if world.is_main:
             kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
             print(f"stopped during epoch {i + 1} of {epochs}: {kept}", file=sys.stderr)
@@ -776,6 +781,7 @@ def run(args, argv, given, world, device) -> int:
     except RuntimeError as e:
         if (why := distributed.peer_failure(e)) is None:
             raise
+        unfinished = True
         kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
                 if world.is_main else "rank 0 says what was saved")
         raise cli.UserError(f"lost contact with the other processes in epoch {i + 1} of "
@@ -784,7 +790,12 @@ def run(args, argv, given, world, device) -> int:
         if world.is_main:
             close(writer)         # (a failed write while another error is shown says nothing)
             if not any(run_ckpt.iterdir()):
-                run_ckpt.rmdir()      # stopped before its first checkpoint: no empty run left
+                # stopped before its first checkpoint: no empty run left, and no curves that
+                # no checkpoint goes on from (the same command again starts a new run). A run
+                # that diverged keeps its curves: they show where the loss ran away.
+                run_ckpt.rmdir()
+                if unfinished and purge_step is None:
+                    shutil.rmtree(run_logs, ignore_errors=True)
 
     if len(set(map(tuple, digests))) != 1:
         raise cli.UserError("the processes' weights differ after training: DDP did not keep "
@@ -823,7 +834,8 @@ def what_was_kept(last_checkpoint: Path | None, kept_args: dict | None, args, gi
     """What an interrupted run leaves to go on from, and the command that does
     (``kept_args``: the settings ``last_checkpoint`` holds)."""
     if last_checkpoint is None:
-        return "no checkpoint was saved, nothing to resume: run the same command again"
+        return ("no checkpoint was saved, nothing to resume (its TensorBoard run is removed "
+                "too): run the same command again")
     return (f"{last_checkpoint.name} holds epoch {runs.epoch_of(last_checkpoint) + 1}; "
             f"go on with: {resume_command(last_checkpoint, args, given, world, kept_args)}")
 

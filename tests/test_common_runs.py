@@ -55,3 +55,17 @@ def test_no_run_is_none_or_one_line(tmp_path):
     with pytest.raises(UserError) as e:
         runs.need_latest_checkpoint(tmp_path, "p23_train", "train one first")
     assert str(e.value) == f"no p23_train run in {tmp_path / 'p23_train'}: train one first"
+
+
+@pytest.mark.parametrize("checkpoint_dir", ["afile", "afile/deeper"])
+def test_a_checkpoint_dir_through_a_file_says_so_not_how_to_start_a_run_there(tmp_path,
+                                                                               checkpoint_dir):
+    (tmp_path / "afile").write_text("not a folder")
+    root = tmp_path / checkpoint_dir
+    assert runs.file_in_the_way(root / "p23_train") == tmp_path / "afile"
+    assert runs.file_in_the_way(tmp_path / "new" / "p23_train") is None      # none there yet
+    with pytest.raises(UserError) as e:
+        runs.need_latest_checkpoint(root, "p23_train", "train one first")
+    assert str(e.value) == (f"no p23_train run in {root / 'p23_train'}: {tmp_path / 'afile'} is "
+                            "a file, not a folder; name the folder that holds the runs with "
+                            "--checkpoint-dir DIR")

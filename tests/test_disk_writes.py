@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from common import checkpoint, data, disk
-from conftest import REPO, SCRIPTS, events, file_size_limit, load_script, only_run
+from conftest import REPO, SCRIPTS, events, file_size_limit, load_script, only_run, run_dirs
 
 p23 = load_script("p23_train")
 LIMIT_WORDS = "the file is larger than this system allows (a file-size limit, ulimit -f)"
@@ -56,10 +56,14 @@ def small_sets(monkeypatch):
     (errno.EROFS, "the file system is read-only", "choose a folder you can write to with --x DIR"),
     (errno.EACCES, "permission denied", "choose a folder you can write to with --x DIR"),
     (errno.ENOTDIR, "a part of the path is a file, not a folder", "name a folder, not a file, with --x DIR"),
+    (errno.EISDIR, "it is a folder", "move that folder out of the way, or write elsewhere with --x DIR"),
 ])
 def test_a_failed_write_in_words(code, words, hint):
     e = OSError(code, os.strerror(code))
     assert str(disk.failed(Path("out/f.pth"), e, "--x DIR")) == f"cannot write out/f.pth: {words}; {hint}"
+    if code == errno.EISDIR:      # with no flag to name, no "elsewhere" either
+        assert str(disk.failed(Path("out/f.pth"), e)) == ("cannot write out/f.pth: it is a folder; "
+                                                          "move that folder out of the way")
     assert disk.is_write_failure(e)
     assert not disk.is_write_failure(OSError(errno.ECONNREFUSED, "refused"))
 
@@ -134,12 +138,14 @@ def test_p23_past_a_file_size_limit_is_one_line_and_leaves_no_checkpoint(tmp_pat
     out, err = capsys.readouterr()
     assert files_under(tmp_path / "ckpt") == []        # no checkpoint, no temporary file
     assert [p.name for p in (tmp_path / "ckpt" / "p23_train").iterdir()] == []   # no empty run
-    run_id = only_run(tmp_path / "logs", "p23_train").name
-    gst_0 = tmp_path / "ckpt" / "p23_train" / run_id / "gst_0.pth"
+    # nor its curves, which no checkpoint goes on from
+    (run_logs,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)
+    assert run_dirs(tmp_path / "logs", "p23_train") == []
+    gst_0 = tmp_path / "ckpt" / "p23_train" / Path(run_logs).name / "gst_0.pth"
     assert error_lines(err) == [
         f"error: cannot write {gst_0}: {LIMIT_WORDS}; {LIMIT_HINT} "
-        "--checkpoint-dir DIR. Stopped in epoch 1 of 1: no checkpoint was saved, nothing to resume: "
-        "run the same command again"]
+        "--checkpoint-dir DIR. Stopped in epoch 1 of 1: no checkpoint was saved, nothing to resume "
+        "(its TensorBoard run is removed too): run the same command again"]
     assert "整体测试集上的正确率" in out                # it trained and tested the epoch first
 
 

@@ -152,8 +152,9 @@ def test_a_label_path_that_is_a_folder_is_one_line_and_stays(tmp_path, capsys):
     in_the_way.mkdir(parents=True)
     rc, out, err = run(image_folder, practice, capsys)
     assert rc == 1
-    assert err == (f"error: cannot write {in_the_way}: it is a folder; choose a folder you can "
-                   "write to with --practice-folder DIR\n")
+    assert err == (f"error: cannot write {in_the_way}: it is a folder; move that folder out of "
+                   f"the way, or write elsewhere with --practice-folder DIR (a copy of {practice}, "
+                   "images and all)\n")
     assert in_the_way.is_dir() and list((practice / "train/ants_label").iterdir()) == [in_the_way]
 
 
@@ -178,7 +179,8 @@ def test_a_full_disk_while_writing_labels_is_one_line(tmp_path, small_disk, caps
     assert rc == 1 and used > 0
     m = re.fullmatch(rf"error: cannot write ({re.escape(str(disk / 'practice' / 'train'))}/"
                      r"(ants|bees)_label/\S+\.txt): no space left on the device; free some "
-                     r"space, or write elsewhere with --practice-folder DIR\n", err)
+                     r"space, or write elsewhere with --practice-folder DIR \(a copy of "
+                     rf"{re.escape(str(disk / 'practice'))}, images and all\)\n", err)
     assert m, err
     assert not Path(m.group(1)).exists()                  # no empty label file left
     for label in (disk / "practice" / "train").glob("*_label/*.txt"):

@@ -483,6 +483,8 @@ def test_ctrl_c_before_a_resumed_run_saves_keeps_its_new_settings(tmp_path, monk
     err = capsys.readouterr().err
     (command,) = re.findall(r"go on with: (.+)$", err, re.M)
     assert re.search(r"^stopped during epoch 3 of 4: gst_1\.pth holds epoch 2; go on with: ", err, re.M)
+    # its curves stay: the checkpoint goes on from them
+    assert "train_loss" in scalar_tags(only_run(tmp_path / "run" / "logs", "p23_train"))
     command = shlex.split(command)
     assert command[command.index("--resume") + 1] == str(run_ckpt / "gst_1.pth")
     assert command[command.index("--epochs") + 1] == "4" and command[command.index("--lr") + 1] == "0.02"
@@ -735,6 +737,10 @@ def test_a_loss_that_runs_away_stops_with_a_command_that_does_not(tmp_path, monk
             *_paths(tmp_path)]
     assert p23.main(argv) == 1
     err = capsys.readouterr().err.splitlines()[-1]
+    # no checkpoint, but the curve stays: TensorBoard shows where the loss ran away
+    assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
+    curve = scalars(only_run(tmp_path / "run" / "logs", "p23_train"), "train_loss")
+    assert len(curve) >= 2 and not curve[-1][1] < 1000 * curve[0][1]     # huge, inf or nan
     m = re.fullmatch(r"error: training diverged: the loss is (nan|inf) at step \d+ "
                      r"\(--lr 1000000\.0, --momentum 0\.0\)\. Start again with a smaller --lr: "
                      r"(.+)", err)
@@ -767,16 +773,21 @@ def test_ctrl_c_while_saving_leaves_no_corrupt_checkpoint(tmp_path, monkeypatch,
     assert checkpoint.load(ckpt_dir / "gst_0.pth")["epoch"] == 0
 
 
-def test_ctrl_c_in_the_first_epoch_leaves_no_empty_checkpoint_folder(tmp_path, monkeypatch,
-                                                                     capsys):
+def test_ctrl_c_in_the_first_epoch_leaves_no_run_behind(tmp_path, monkeypatch, capsys):
+    """Nothing goes on from a run stopped before its first checkpoint: neither an empty
+    checkpoint folder nor a TensorBoard run of a few points is left (the rerun is a new run)."""
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
     monkeypatch.setattr(p23, "train", ctrl_c)
     assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 130
-    assert capsys.readouterr().err == ("stopped during epoch 1 of 10: no checkpoint was saved, "
-                                       "nothing to resume: run the same command again\n"
-                                       "interrupted\n")
+    out, err = capsys.readouterr()
+    assert err == ("stopped during epoch 1 of 10: no checkpoint was saved, nothing to resume "
+                   "(its TensorBoard run is removed too): run the same command again\n"
+                   "interrupted\n")
+    (logs,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)     # it was made, then removed
+    assert Path(logs).parent == tmp_path / "run" / "logs" / "p23_train" and not Path(logs).exists()
     assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
+    assert list((tmp_path / "run" / "logs" / "p23_train").iterdir()) == []
 
 
 def test_resume_errors(tmp_path, monkeypatch, capsys):
