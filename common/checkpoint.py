@@ -118,6 +118,8 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
     course does — only for a file the user made themselves.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint: name a .pth file in it")
     if not path.is_file():
         raise UserError(f"no such checkpoint: {path}")
     try:

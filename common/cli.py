@@ -292,6 +292,19 @@ def command_line(script: str | Path, *args: str | Path, launcher: list[str] | No
                                     for a in (script, *args))])
 
 
+def without(argv: list[str], flag: str) -> list[str]:
+    """``argv`` less ``flag`` and its value, in either spelling (``--lr 1``, ``--lr=1``)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith(flag + "="):
+            skip = False
+        elif arg == flag:
+            skip = True
+        else:
+            kept.append(arg)
+    return kept
+
+
 def shown(path: Path) -> str:
     """A path as the user can paste it here: as typed when relative, relative to the working
     directory when inside it, else absolute."""

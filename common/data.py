@@ -287,6 +287,8 @@ def open_image(path: Path) -> Image.Image:
     """``Image.open`` + ``load`` (reads the pixels, closes the file); a bad path is one
     :class:`UserError` line."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an image: name a picture file")
     if not path.is_file():
         raise UserError(f"image not found: {path}")
     try:

@@ -156,11 +156,11 @@ def main(argv=None) -> int:
         # The course prints both; they are one structure, so it is printed once, above.
         same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                      vgg16.state_dict().values()))
-        print("方式2 / method 2, vgg16 rebuilt from code with the state_dict loaded: the same "
-              "structure as method 1's model above (not printed again)"
+        print(f"方式2 / method 2, {args.arch} rebuilt from code with the state_dict loaded: "
+              "the same structure as method 1's model above (not printed again)"
               + (", and the same weights, tensor for tensor" if same else ""))
     else:
-        print(f"方式2 / method 2, vgg16 = torchvision.models.{args.arch}(weights=None) with "
+        print(f"方式2 / method 2, {args.arch} = torchvision.models.{args.arch}(weights=None) with "
               "the state_dict loaded:")
         print(vgg16)
 

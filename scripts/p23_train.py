@@ -274,8 +274,6 @@ def per_class_accuracy(confusion: torch.Tensor, classes: list[str]) -> dict[str,
 def load_data(args):
     """``(train images, train targets, test images, test targets, class names)``, uint8 on the CPU."""
     if args.image_folder is not None:
-        if args.fake_data:
-            raise cli.UserError("--image-folder and --fake-data both choose the data: pass one")
         # Your own pictures: <folder>/train/<class>/*, <folder>/val/<class>/*, resized to 32x32.
         train_images, train_targets, classes = data.image_folder_uint8(args.image_folder, "train")
         test_images, test_targets, _ = data.image_folder_uint8(args.image_folder, "val",
@@ -512,15 +510,8 @@ def saved_form(value):
 
 def smaller_lr_command(argv: list[str], lr: float, world=distributed.World()) -> str:
     """This command again with a smaller --lr: the course's 0.01, or a tenth of an lr below it."""
-    again, skip = [], False
-    for arg in argv:
-        if skip or arg.startswith("--lr="):
-            skip = False
-        elif arg == "--lr":
-            skip = True
-        else:
-            again.append(arg)
-    return cli.command_line(Path(__file__), *again, "--lr", f"{0.01 if lr > 0.01 else lr / 10:g}",
+    return cli.command_line(Path(__file__), *cli.without(argv, "--lr"),
+                            "--lr", f"{0.01 if lr > 0.01 else lr / 10:g}",
                             launcher=distributed.launcher(world))
 
 
@@ -552,11 +543,12 @@ def run(args, argv, given, world, device) -> int:
               f"{snapshot}, the last checkpoint it wrote")
         args.resume = str(snapshot)
     if args.resume is not None:
-        own = ["--checkpoint-dir", args.checkpoint_dir] if "checkpoint_dir" in given else []
-        resume = (runs.need_latest_checkpoint(
-            args.checkpoint_dir, SCRIPT,
-            f"start one with "
-            f"{cli.command_line(Path(__file__), *own, launcher=distributed.launcher(world))}")
+        # nothing to go on from: the same command less --resume starts the run (with the
+        # --fake-data, --checkpoint-dir... it was given, so the run lands where this looked)
+        start_one = cli.command_line(Path(__file__), *cli.without(argv, "--resume"),
+                                     launcher=distributed.launcher(world))
+        resume = (runs.need_latest_checkpoint(args.checkpoint_dir, SCRIPT,
+                                              f"start one with {start_one}")
                   if args.resume == "last" else Path(args.resume))
         state = load_resume(resume)
         args = resumed_args(args, state.get("args") or {}, given)
@@ -567,9 +559,12 @@ def run(args, argv, given, world, device) -> int:
             return 0
         if state["epoch"] + 1 >= args.epochs:
             raise cli.UserError(
-                f"{resume} has trained {state['epoch'] + 1} epochs, and --epochs {args.epochs} "
+                f"{resume} has trained {state['epoch'] + 1} epoch"
+                f"{'' if state['epoch'] == 0 else 's'}, and --epochs {args.epochs} "
                 f"asks for no more: nothing to train (add --epochs N, more than "
                 f"{state['epoch'] + 1}, to go on)")
+    if args.image_folder is not None and args.fake_data:     # (with a resumed run's own)
+        raise cli.UserError("--image-folder and --fake-data both choose the data: pass one")
     need_tensorboard()            # before any work: it logs every epoch
     if world.is_main:
         need_output_folders(args)
@@ -621,7 +616,8 @@ def run(args, argv, given, world, device) -> int:
                                           even_steps=False, **share)
     shown = prediction_sample(test_data_size)    # the test images TensorBoard shows
     log_every = log_interval(len(train_dataloader), args.log_every)
-    print(f"train_loss every {log_every} steps ({len(train_dataloader)} steps an epoch)")
+    print(f"train_loss every {log_every} step{'s' * (log_every != 1)} ({len(train_dataloader)} "
+          f"step{'s' * (len(train_dataloader) != 1)} an epoch)")
     if world.launched:
         print(f"torchrun: {world.world_size} processes on {world.machines} machine(s), each "
               f"training on batches of {args.batch_size}: {world.world_size * args.batch_size} "
@@ -774,10 +770,10 @@ def run(args, argv, given, world, device) -> int:
         raise e.with_hint(f"Stopped in epoch {i + 1} of {epochs}: {kept}") from None
     except KeyboardInterrupt:
         unfinished = True
-        if world.is_main:
-            kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
-            print(f"stopped during epoch {i + 1} of {epochs}: {kept}", file=sys.stderr)
-        raise
+        # one line, printed by cli.entrypoint (by rank 0 alone under torchrun), exit 130
+        kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
+                if world.is_main else "rank 0 says what was saved")
+        raise KeyboardInterrupt(f"stopped during epoch {i + 1} of {epochs}: {kept}") from None
     except RuntimeError as e:
         if (why := distributed.peer_failure(e)) is None:
             raise

@@ -82,6 +82,13 @@ def train(gst, loss_fn, optimizer, train_dataloader, method, device, total_train
             print("用时 / elapsed: {:.2f}s".format(end_time - start_time))
             print("训练次数：{}, Loss: {}".format(total_train_step, loss.item()))
             writer.add_scalar("train_loss", loss.item(), total_train_step)
+            # Beyond the course: a nan or inf loss never comes back, so stop here rather than
+            # train the rest of the epoch on it (read where the course reads it anyway)
+            if not math.isfinite(loss.item()):
+                raise cli.UserError(
+                    f"training diverged: the loss is {loss.item()} at step {total_train_step} "
+                    f"(--lr {optimizer.param_groups[0]['lr']}): start again with a smaller "
+                    "--lr, such as the course's 0.01")
     return total_train_step
 
 

@@ -112,9 +112,10 @@ def training_record(obj) -> list[str]:
     lines = [f"trained on: {what}, {epochs} epoch{'' if epochs == 1 else 's'}; test accuracy "
              + (f"{accuracy:.4f}{tested}" if accuracy is not None else "not recorded")]
     if kind == "fake-data":
+        train = cli.command_line(Path(__file__).with_name(f"{TRAINER}.py"))   # from here
         lines.append("note: this model has only ever seen --fake-data's coloured stripes, never a "
                      "photograph: for a real picture its answer is a guess. Train on CIFAR-10 "
-                     "(python scripts/p23_train.py) for real predictions")
+                     f"({train}) for real predictions")
     return lines
 
 
@@ -212,6 +213,11 @@ def main(argv=None) -> int:
             image, original, picture = read_image(image_path, transform)
         except FileNotFoundError:
             print(f"error: {image_path}: no such file", file=sys.stderr)
+            failed += 1
+            continue
+        except IsADirectoryError:      # a folder of pictures: name them (folder/*.jpg)
+            print(f"error: {image_path}: a folder, not an image (name its pictures: "
+                  f"{Path(image_path) / '*.jpg'})", file=sys.stderr)
             failed += 1
             continue
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

@@ -74,6 +74,9 @@ def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match=r"^no such checkpoint: .*nope\.pth$"):
         checkpoint.load(tmp_path / "nope.pth")
+    with pytest.raises(UserError) as caught:        # there, but not a file: not "no such"
+        checkpoint.load(tmp_path)
+    assert str(caught.value) == f"{tmp_path} is a folder, not a checkpoint: name a .pth file in it"
 
 
 def test_not_a_checkpoint(tmp_path):

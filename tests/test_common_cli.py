@@ -75,3 +75,11 @@ def test_entrypoint_lets_bugs_raise():
 
     with pytest.raises(ZeroDivisionError):
         buggy([])
+
+
+def test_without_drops_a_flag_and_its_value_in_either_spelling():
+    argv = ["--fake-data", "--resume", "last", "--lr", "0.1", "--resume=x.pth", "--resumed", "1"]
+    assert cli.without(argv, "--resume") == ["--fake-data", "--lr", "0.1", "--resumed", "1"]
+    assert cli.without(argv, "--lr") == ["--fake-data", "--resume", "last", "--resume=x.pth",
+                                         "--resumed", "1"]
+    assert cli.without(argv, "--epochs") == argv

@@ -317,6 +317,10 @@ def test_open_image_reads_the_pixels_and_names_a_bad_file(tmp_path):
     with pytest.raises(UserError) as caught:
         data.open_image(tmp_path / "b.png")
     assert str(caught.value) == f"image not found: {tmp_path / 'b.png'}"
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(UserError) as caught:
+        data.open_image(tmp_path / "d.png")
+    assert str(caught.value) == f"{tmp_path / 'd.png'} is a folder, not an image: name a picture file"
     (tmp_path / "c.png").write_text("not a picture")
     with pytest.raises(UserError) as caught:
         data.open_image(tmp_path / "c.png")

@@ -160,7 +160,7 @@ def test_load_without_trust_refuses_method1_and_loads_method2(load, small, loade
     assert lines[1] == (f"torch.load({SMALL}_method2.pth) gives a dict (OrderedDict) of 52 "
                         "tensors, not a model: features.0.weight [64, 3, 3, 3], "
                         "features.0.bias [64], ...")
-    assert lines[2] == (f"方式2 / method 2, vgg16 = torchvision.models.{SMALL}(weights=None) "
+    assert lines[2] == (f"方式2 / method 2, {SMALL} = torchvision.models.{SMALL}(weights=None) "
                         "with the state_dict loaded:")
     assert lines[3] == "SqueezeNet("
     assert lines.count("SqueezeNet(") == 1                      # method 1 not unpickled
@@ -190,7 +190,7 @@ def test_load_with_trust_pickle_and_the_trap(load, small, capsys):
                          "SqueezeNet("]
     # method 2 gives the same model: said, not printed a second time
     assert lines.count("SqueezeNet(") == 1
-    assert ("方式2 / method 2, vgg16 rebuilt from code with the state_dict loaded: the same "
+    assert (f"方式2 / method 2, {SMALL} rebuilt from code with the state_dict loaded: the same "
             "structure as method 1's model above (not printed again), and the same weights, "
             "tensor for tensor") in lines
     assert "not loaded" not in out

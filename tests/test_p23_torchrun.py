@@ -139,7 +139,7 @@ def test_two_processes_train_what_one_process_trains_through_a_killed_worker(tmp
     assert re.search(r"torchrun launch \S+ \(restart 1\): going on from \S*gst_\d.pth", out)
     assert "torchrun: 2 processes on 1 machine(s), each training on batches of 64: 128 images " \
            "a step in all" in out
-    assert "train_loss every 1 steps (3 steps an epoch)" in out      # 300 / 128 a step
+    assert "train_loss every 1 step (3 steps an epoch)" in out      # 300 / 128 a step
     assert "epoch 6/6:" in err and "rank 1" not in err
 
     # One set of files, rank 0's: a new run (gst_0 is another run's), gone on after the kill.

@@ -299,7 +299,7 @@ def test_quick_start_draws_a_curve_in_every_epoch(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 64)
     assert p23.main(["--fake-data", "--epochs", "2", "--device", "cpu", *_paths(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "train_loss every 1 steps (5 steps an epoch)" in out
+    assert "train_loss every 1 step (5 steps an epoch)" in out
     run = only_run(tmp_path / "run" / "logs", "p23_train")
     assert [s for s, _ in scalars(run, "train_loss")] == list(range(1, 11))
     assert [s for s, _ in scalars(run, "test_accuracy")] == [0, 1]
@@ -610,10 +610,9 @@ def test_ctrl_c_then_resume_equals_an_unbroken_run(tmp_path, monkeypatch, capsys
     ckpt_dir = _run_checkpoints(tmp_path)
     err = capsys.readouterr().err
     assert "stopped during epoch 2 of 2: gst_0.pth holds epoch 1; go on with: " in err
-    assert err.splitlines()[-2].endswith(   # the paths as given; --device and the data too
+    assert err.splitlines()[-1].endswith(   # the paths as given; --device and the data too
         f"/p23_train.py --resume {ckpt_dir / 'gst_0.pth'} --logdir {logdir} --checkpoint-dir "
-        f"{tmp_path / 'run' / 'ckpt'}"), err
-    assert err.rstrip().endswith("interrupted")
+        f"{tmp_path / 'run' / 'ckpt'}"), err      # the last line: no "interrupted" after it
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
     gst_0 = checkpoint.load(ckpt_dir / "gst_0.pth")
     assert gst_0["epoch"] == 0 and gst_0["total_train_step"] == 100
@@ -708,16 +707,25 @@ def test_resume_overrides_forks_and_refuses_other_classes(tmp_path, monkeypatch,
         "but this data has ['ants', 'bees']\n")
 
 
-def test_resume_last_without_a_run_is_one_line(tmp_path, capsys):
-    assert p23.main(["--resume", "last", *_paths(tmp_path)]) == 1
+def test_resume_last_without_a_run_is_one_line_with_the_command_that_starts_one(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    given = ["--fake-data", "--epochs", "1", *_paths(tmp_path)]
+    assert p23.main(["--resume", "last", *given]) == 1
     err = capsys.readouterr().err
     m = re.fullmatch(rf"error: no p23_train run in "
                      rf"{re.escape(str(tmp_path / 'run' / 'ckpt' / 'p23_train'))}: start one with "
                      r"(.+)\n", err)
     assert m, err
-    command = shlex.split(m.group(1))       # where this looked, so the run lands there
-    assert command[1].endswith("scripts/p23_train.py")
-    assert command[2:] == ["--checkpoint-dir", str(tmp_path / "run" / "ckpt")]
+    # the same command less --resume: the same data (offline, --fake-data), and the run lands
+    # where this looked
+    command = shlex.split(m.group(1))
+    assert command[1].endswith("scripts/p23_train.py") and command[2:] == given
+    assert p23.main(["--resume=last", *given]) == 1
+    assert shlex.split(capsys.readouterr().err.split("start one with ")[1])[2:] == given
+    assert p23.main(command[2:]) == 0
+    assert _ckpt_names(_run_checkpoints(tmp_path)) == ["gst_0.pth"]
 
 
 def test_a_folder_through_a_file_is_one_line(tmp_path, capsys):
@@ -782,8 +790,7 @@ def test_ctrl_c_in_the_first_epoch_leaves_no_run_behind(tmp_path, monkeypatch, c
     assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 130
     out, err = capsys.readouterr()
     assert err == ("stopped during epoch 1 of 10: no checkpoint was saved, nothing to resume "
-                   "(its TensorBoard run is removed too): run the same command again\n"
-                   "interrupted\n")
+                   "(its TensorBoard run is removed too): run the same command again\n")
     (logs,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)     # it was made, then removed
     assert Path(logs).parent == tmp_path / "run" / "logs" / "p23_train" and not Path(logs).exists()
     assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
@@ -886,7 +893,8 @@ def test_image_folder_errors(tmp_path, capsys):
                                        "but train/ has ['ants']\n")
 
     assert p23.main(["--image-folder", str(other), "--fake-data", *_paths(tmp_path)]) == 1
-    assert capsys.readouterr().err == ("error: --image-folder and --fake-data both choose the "
+    # said before anything else: not after the --fake-data banner
+    assert capsys.readouterr() == ("", "error: --image-folder and --fake-data both choose the "
                                        "data: pass one\n")
     assert not (tmp_path / "run").exists()
 

@@ -1,3 +1,4 @@
+import math
 import re
 from types import SimpleNamespace
 
@@ -217,12 +218,18 @@ def test_offline_without_cifar_is_one_line(tmp_path, offline, capsys):
 
 
 def test_a_loss_that_runs_away_stops_with_one_line(tmp_path, small_fake, capsys):
-    assert p24.main(["--fake-data", "--epochs", "2", "--lr", "100", "--device", "cpu",
-                     *_paths(tmp_path)]) == 1
+    assert p24.main(["--fake-data", "--epochs", "2", "--lr", "100", "--batch-size", "4",
+                     "--device", "cpu", *_paths(tmp_path)]) == 1
     captured = capsys.readouterr()
-    assert "整体测试集上的Loss: nan" in captured.out and "第 2 轮" not in captured.out
-    assert captured.err == ("error: training diverged: the test loss is nan in epoch 1 (--lr 100.0): "
-                            "start again with a smaller --lr, such as the course's 0.01\n")
+    # stopped at the first printed loss that is nan or inf, not at the end of the epoch
+    losses = re.findall(r"^训练次数：(\d+), Loss: (\S+)$", captured.out, re.M)
+    step, loss = losses[-1]
+    assert loss in ("nan", "inf") and all(math.isfinite(float(v)) for _, v in losses[:-1])
+    assert int(step) < 100                  # of the epoch's 100 steps (small_fake)
+    assert "整体测试集上的Loss" not in captured.out and "第 2 轮" not in captured.out
+    assert captured.err == (f"error: training diverged: the loss is {loss} at step {step} "
+                            "(--lr 100.0): start again with a smaller --lr, such as the "
+                            "course's 0.01\n")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

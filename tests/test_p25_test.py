@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from common import checkpoint
+from common import checkpoint, cli
 from common.model import CIFAR10_CLASSES, GST
-from conftest import load_script, sideways_photo, upright_photo
+from conftest import REPO, load_script, sideways_photo, upright_photo
 
 p25 = load_script("p25_test")
 
@@ -156,15 +156,18 @@ def test_bad_files_get_one_line_each_and_the_rest_are_predicted(ants_bees, tmp_p
     _picture(BLUE).save(truncated)
     truncated.write_bytes(truncated.read_bytes()[:2000])
     missing = tmp_path / "missing.jpg"
+    folder = tmp_path / "pictures"
+    folder.mkdir()
 
-    rc = p25.main([str(missing), str(text), str(good), str(truncated),
+    rc = p25.main([str(missing), str(text), str(good), str(truncated), str(folder),
                    "--checkpoint", str(_last(ants_bees))])
     assert rc == 1
     captured = capsys.readouterr()
     assert list(_predictions(captured.out)) == [str(good)]
     assert _predictions(captured.out)[str(good)][0][0] == "ants"
     lines = captured.err.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
+    assert lines[3] == f"error: {folder}: a folder, not an image (name its pictures: {folder}/*.jpg)"
     assert lines[0] == f"error: {missing}: no such file"
     assert lines[1] == (f"error: {text}: not a readable image "
                         f"(cannot identify image file '{text}')")
@@ -257,7 +260,12 @@ def test_what_the_model_was_trained_on_is_printed(ants_bees, tmp_path, monkeypat
     notes = [line for line in out.splitlines() if line.startswith("note:")]
     assert notes == ["note: this model has only ever seen --fake-data's coloured stripes, never a "
                      "photograph: for a real picture its answer is a guess. Train on CIFAR-10 "
-                     "(python scripts/p23_train.py) for real predictions"]
+                     f"({cli.command_line(REPO / 'scripts' / 'p23_train.py')}) for real "
+                     "predictions"]
+    monkeypatch.chdir(tmp_path)           # run from elsewhere: a command that works from there
+    assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    (command,) = re.findall(r"Train on CIFAR-10 \((.+)\) for", capsys.readouterr().out)
+    assert shlex.split(command)[1] == str(REPO / "scripts" / "p23_train.py")
     assert "model:\nGST(\n  (model): Sequential(" in out         # --verbose: the layers
 
 

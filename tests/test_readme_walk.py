@@ -140,6 +140,22 @@ def test_files_land_in_their_own_folders(walk):
             "p23_train", "p24_train_gpu", "p25_test"} == logged
 
 
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git clone's .gitignore")
+def test_what_the_lessons_write_is_left_out_of_git(walk):
+    """`git status` stays clean after the walk, and after an offline CIFAR-10 run (its lock)."""
+    copy, _, _ = walk
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    written = sorted(str(p.relative_to(copy)) for p in copy.rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts)
+    written = [p for p in written if p not in tracked]
+    assert any(p.startswith("logs/p23_train/") for p in written)          # the walk's own files
+    written.append(f"dataset/{data.DOWNLOAD_LOCK}")
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=REPO,
+                             input="\n".join(written), capture_output=True, text=True).stdout
+    assert sorted(set(written) - set(ignored.splitlines())) == []
+
+
 def test_the_quick_start_curve_and_accuracy(walk):
     copy, _, result = walk
     (p23,) = [r for r in result["results"] if "p23_train.py" in r["command"]]
