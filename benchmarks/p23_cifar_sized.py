@@ -22,9 +22,12 @@ from pathlib import Path
 import numpy as np
 import torchvision.datasets.cifar as cifar
 
-from common import checkpoint, data
-from common.model import CIFAR10_CLASSES
-from train_throughput import load_p23
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))        # run as a file: the repository's scripts/ (p23) importable
+
+from common import checkpoint, data  # noqa: E402
+from common.model import CIFAR10_CLASSES  # noqa: E402
+from scripts import p23_train  # noqa: E402  (importing it runs nothing)
 
 TRAIN_IMAGES, TEST_IMAGES = 50000, 10000   # CIFAR-10's
 FOLDER = "cifar-10-batches-py"
@@ -62,7 +65,7 @@ def main(argv=None) -> int:
     cifar.check_integrity = lambda fpath, md5=None: (
         Path(fpath).is_file() if Path(fpath).absolute().is_relative_to(root)
         else official(fpath, md5))
-    return load_p23().main(["--data-root", str(root), *p23_argv])
+    return p23_train.main(["--data-root", str(root), *p23_argv])
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from p23_cifar_sized import FOLDER, write_cifar_format
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))   # run as a file: benchmarks/ and common/ importable
+
+from benchmarks.p23_cifar_sized import FOLDER, write_cifar_format  # noqa: E402
 
 
 def main(argv=None) -> int:
