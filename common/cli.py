@@ -293,13 +293,15 @@ def command_line(script: str | Path, *args: str | Path, launcher: list[str] | No
 
 
 def without(argv: list[str], flag: str) -> list[str]:
-    """``argv`` less ``flag`` and its value, in either spelling (``--lr 1``, ``--lr=1``)."""
+    """``argv`` less ``flag`` and its value, in either spelling (``--lr 1``, ``--lr=1``), and
+    as argparse's abbreviations (``--res last``), which the command parsed, so mean ``flag``."""
     kept, skip = [], False
     for arg in argv:
-        if skip or arg.startswith(flag + "="):
+        name, eq, _ = arg.partition("=")
+        if skip:
             skip = False
-        elif arg == flag:
-            skip = True
+        elif arg.startswith("--") and len(name) > 2 and flag.startswith(name):
+            skip = not eq
         else:
             kept.append(arg)
     return kept

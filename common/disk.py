@@ -150,12 +150,23 @@ def need_writable_file(path: Path, option: str | None = None) -> Path:
     return path
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path``, or its nearest parent that exists (a file, where a folder should be, too)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file that ``path`` or one of its parents is, where a folder should be; or None."""
+    found = nearest_existing(path)
+    return None if found.is_dir() else found
+
+
 def free_bytes(folder: Path) -> int:
     """Free bytes on the file system of ``folder`` (or of its nearest existing parent)."""
-    folder = Path(folder).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return shutil.disk_usage(folder).free
+    return shutil.disk_usage(nearest_existing(folder)).free
 
 
 def need_space(folder: Path, needed: int, what: str, option: str | None = None) -> None:

@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from common.cli import UserError
+from common.cli import UserError, shown
 from common import disk
 from common.disk import make_dir
 
@@ -79,16 +79,8 @@ def need_latest_checkpoint(checkpoint_root: Path, script: str, how: str) -> Path
     found = latest_checkpoint(checkpoint_root, script)
     if found is None:
         where = Path(checkpoint_root) / script
-        if (afile := file_in_the_way(where)) is not None:
-            raise UserError(f"no {script} run in {where}: {afile} is a file, not a folder; "
+        if (afile := disk.file_in_the_way(where)) is not None:
+            raise UserError(f"no {script} run in {where}: {shown(afile)} is a file, not a folder; "
                             "name the folder that holds the runs with --checkpoint-dir DIR")
         raise UserError(f"no {script} run in {where}: {how}")
     return found
-
-
-def file_in_the_way(path: Path) -> Path | None:
-    """The file that ``path`` or one of its parents is, where a folder should be; or None."""
-    for part in (path, *path.parents):
-        if part.exists():
-            return None if part.is_dir() else part
-    return None

@@ -532,6 +532,10 @@ def main(argv=None) -> int:
 
 def run(args, argv, given, world, device) -> int:
     """The course's training run (``main`` parses the command and joins torchrun's group)."""
+    # (before --resume's "start one with" repeats the command: a resumed run's own data
+    # settings give way, as a whole, to either flag)
+    if args.image_folder is not None and args.fake_data:
+        raise cli.UserError("--image-folder and --fake-data both choose the data: pass one")
     resume, state, snapshot = None, None, None
     # A restart, of a launch with an id of its own (torchrun's --standalone, or --rdzv-id):
     # a static launch (--master-port) has the id "none", shared by every such launch.
@@ -563,8 +567,6 @@ def run(args, argv, given, world, device) -> int:
                 f"{'' if state['epoch'] == 0 else 's'}, and --epochs {args.epochs} "
                 f"asks for no more: nothing to train (add --epochs N, more than "
                 f"{state['epoch'] + 1}, to go on)")
-    if args.image_folder is not None and args.fake_data:     # (with a resumed run's own)
-        raise cli.UserError("--image-folder and --fake-data both choose the data: pass one")
     need_tensorboard()            # before any work: it logs every epoch
     if world.is_main:
         need_output_folders(args)
@@ -683,12 +685,14 @@ def run(args, argv, given, world, device) -> int:
     total_test_loss = test_accuracy = confusion = None
     i = start
     unfinished = False     # stopped (Ctrl-C, a failed write, a lost process), not diverged
+    training = False       # an epoch has started (before it, a failed write has no epoch to name)
     try:
         if world.is_main:
             writer = open_writer(run_logs, args.logdir, purge_step=purge_step)
             describe_run(writer, args, argv, data_source(args, train_data_size, test_data_size),
                          device, world, start, resumed=None if purge_step is None else
                          {"from": resume, "args": state.get("args") or {}})
+        training = True
         for i in range(start, epochs):
             tqdm.write("-------第 {} 轮训练开始-------".format(i + 1))
 
@@ -766,6 +770,8 @@ def run(args, argv, given, world, device) -> int:
                 raise
             e = disk.failed(None, e)      # the file it names, or the printed output
         unfinished = True
+        if not training:        # the TensorBoard run could not be started: nothing was trained
+            raise e from None
         kept = what_was_kept(last_checkpoint, kept_args, args, given, world)
         raise e.with_hint(f"Stopped in epoch {i + 1} of {epochs}: {kept}") from None
     except KeyboardInterrupt:

@@ -79,14 +79,15 @@ def train(gst, loss_fn, optimizer, train_dataloader, method, device, total_train
         total_train_step += 1
         if total_train_step % log_every == 0:
             end_time = time.time()
+            loss_value = loss.item()       # the course calls loss.item() twice: one GPU wait
             print("用时 / elapsed: {:.2f}s".format(end_time - start_time))
-            print("训练次数：{}, Loss: {}".format(total_train_step, loss.item()))
-            writer.add_scalar("train_loss", loss.item(), total_train_step)
+            print("训练次数：{}, Loss: {}".format(total_train_step, loss_value))
+            writer.add_scalar("train_loss", loss_value, total_train_step)
             # Beyond the course: a nan or inf loss never comes back, so stop here rather than
-            # train the rest of the epoch on it (read where the course reads it anyway)
-            if not math.isfinite(loss.item()):
+            # train the rest of the epoch on it
+            if not math.isfinite(loss_value):
                 raise cli.UserError(
-                    f"training diverged: the loss is {loss.item()} at step {total_train_step} "
+                    f"training diverged: the loss is {loss_value} at step {total_train_step} "
                     f"(--lr {optimizer.param_groups[0]['lr']}): start again with a smaller "
                     "--lr, such as the course's 0.01")
     return total_train_step

@@ -216,8 +216,8 @@ def main(argv=None) -> int:
             failed += 1
             continue
         except IsADirectoryError:      # a folder of pictures: name them (folder/*.jpg)
-            print(f"error: {image_path}: a folder, not an image (name its pictures: "
-                  f"{Path(image_path) / '*.jpg'})", file=sys.stderr)
+            print(f"error: {image_path} is a folder, not an image: name its pictures "
+                  f"({Path(image_path) / '*.jpg'})", file=sys.stderr)
             failed += 1
             continue
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

@@ -83,3 +83,5 @@ def test_without_drops_a_flag_and_its_value_in_either_spelling():
     assert cli.without(argv, "--lr") == ["--fake-data", "--resume", "last", "--resume=x.pth",
                                          "--resumed", "1"]
     assert cli.without(argv, "--epochs") == argv
+    assert cli.without(["--res", "last", "--fake-data", "--resu=x", "--"], "--resume") == [
+        "--fake-data", "--"]                    # argparse's abbreviations, which it parsed

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from common import runs
+from common import disk, runs
 from common.cli import UserError
 
 
@@ -62,8 +62,8 @@ def test_a_checkpoint_dir_through_a_file_says_so_not_how_to_start_a_run_there(tm
                                                                                checkpoint_dir):
     (tmp_path / "afile").write_text("not a folder")
     root = tmp_path / checkpoint_dir
-    assert runs.file_in_the_way(root / "p23_train") == tmp_path / "afile"
-    assert runs.file_in_the_way(tmp_path / "new" / "p23_train") is None      # none there yet
+    assert disk.file_in_the_way(root / "p23_train") == tmp_path / "afile"
+    assert disk.file_in_the_way(tmp_path / "new" / "p23_train") is None      # none there yet
     with pytest.raises(UserError) as e:
         runs.need_latest_checkpoint(root, "p23_train", "train one first")
     assert str(e.value) == (f"no p23_train run in {root / 'p23_train'}: {tmp_path / 'afile'} is "

@@ -1,4 +1,5 @@
 import copy
+import errno
 import functools
 import hashlib
 import json
@@ -797,6 +798,46 @@ def test_ctrl_c_in_the_first_epoch_leaves_no_run_behind(tmp_path, monkeypatch, c
     assert list((tmp_path / "run" / "logs" / "p23_train").iterdir()) == []
 
 
+def test_a_lost_process_in_the_first_epoch_leaves_no_run_behind(tmp_path, monkeypatch, capsys):
+    """torchrun's other process dies before rank 0's first checkpoint: one line, no folders."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+
+    def peer_dies(*args, **kwargs):
+        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection "
+                           "closed by peer [127.0.0.1]:4242")
+
+    monkeypatch.setattr(p23, "train", peer_dies)
+    assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        "error: lost contact with the other processes in epoch 1 of 10 (Connection closed by "
+        "peer [127.0.0.1]:4242): no checkpoint was saved, nothing to resume (its TensorBoard "
+        "run is removed too): run the same command again\n")
+    assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
+    assert list((tmp_path / "run" / "logs" / "p23_train").iterdir()) == []
+
+
+def test_a_tensorboard_run_that_cannot_start_is_one_line_and_leaves_no_folders(
+        tmp_path, monkeypatch, capsys):
+    """The event file can't be made (here: refused): its line alone, with no "Stopped in
+    epoch 1" (none started), and neither run folder left."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+
+    def refused(log_dir, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", log_dir)
+
+    monkeypatch.setattr(writer, "RunWriter", refused)
+    assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    (logs,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)
+    assert err == (f"error: cannot write {logs}: permission denied; choose a folder you can "
+                   "write to with --logdir DIR\n")
+    assert "第 1 轮训练开始" not in out
+    assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
+    assert list((tmp_path / "run" / "logs" / "p23_train").iterdir()) == []
+
+
 def test_resume_errors(tmp_path, monkeypatch, capsys):
     missing = tmp_path / "nope" / "gst_4.pth"
     assert p23.main(["--fake-data", "--resume", str(missing), *_paths(tmp_path)]) == 1
@@ -892,10 +933,12 @@ def test_image_folder_errors(tmp_path, capsys):
     assert capsys.readouterr().err == (f"error: {other}/val has classes ['wasps'], "
                                        "but train/ has ['ants']\n")
 
-    assert p23.main(["--image-folder", str(other), "--fake-data", *_paths(tmp_path)]) == 1
-    # said before anything else: not after the --fake-data banner
-    assert capsys.readouterr() == ("", "error: --image-folder and --fake-data both choose the "
-                                       "data: pass one\n")
+    for resume in ([], ["--resume", "last"]):     # (not a "start one with" that fails so)
+        assert p23.main([*resume, "--image-folder", str(other), "--fake-data",
+                         *_paths(tmp_path)]) == 1
+        # said before anything else: not after the --fake-data banner
+        assert capsys.readouterr() == ("", "error: --image-folder and --fake-data both choose "
+                                           "the data: pass one\n")
     assert not (tmp_path / "run").exists()
 
 

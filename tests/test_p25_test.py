@@ -167,7 +167,7 @@ def test_bad_files_get_one_line_each_and_the_rest_are_predicted(ants_bees, tmp_p
     assert _predictions(captured.out)[str(good)][0][0] == "ants"
     lines = captured.err.splitlines()
     assert len(lines) == 4
-    assert lines[3] == f"error: {folder}: a folder, not an image (name its pictures: {folder}/*.jpg)"
+    assert lines[3] == f"error: {folder} is a folder, not an image: name its pictures ({folder}/*.jpg)"
     assert lines[0] == f"error: {missing}: no such file"
     assert lines[1] == (f"error: {text}: not a readable image "
                         f"(cannot identify image file '{text}')")
