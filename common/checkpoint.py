@@ -141,8 +141,9 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
     except Exception as e:
         # A file that is not a checkpoint, or a truncated one, fails in many ways inside
         # the unpickler or the zip reader (RuntimeError, EOFError, KeyError, struct.error...);
-        # only the zip reader's own words (a RuntimeError) say something to a user.
-        first = reason(e) if isinstance(e, RuntimeError) and str(e) else ""
+        # only the zip reader's own words (a RuntimeError) say something to a user: their
+        # first sentence (the rest is miniz's advice that the file is probably corrupt).
+        first = reason(e).split(". ")[0] if isinstance(e, RuntimeError) and str(e) else ""
         raise UserError(f"{path} is not a PyTorch checkpoint, or it is truncated"
                         + (f" ({first})" if first else "")) from None
 
