@@ -159,7 +159,7 @@ def test_a_truncated_checkpoint_is_one_line_with_the_zip_readers_words(tmp_path)
         torch.load(path, weights_only=True)
     with pytest.raises(UserError) as caught:
         checkpoint.load(path)
-    words = str(raw.value).splitlines()[0]      # then miniz's advice (torch 2.5 on): left out
+    words = str(raw.value).splitlines()[0]      # then, in newer torch, miniz's advice: left out
     assert str(caught.value) == (f"{path} is not a PyTorch checkpoint, or it is truncated "
                                  f"({words.split('. ')[0]})")
     assert str(caught.value).endswith("failed finding central directory)")
