@@ -254,6 +254,11 @@ def parser(doc: str | None, *parents: argparse.ArgumentParser) -> argparse.Argum
                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def counted(n: int, thing: str) -> str:
+    """``"1 epoch"``, ``"2 epochs"``: ``n`` and ``thing``, plural but for 1."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
 def reason(e: BaseException) -> str:
     """An exception in a few words for an error line: its ``reason`` (urllib's errors carry
     one) or itself, first line only; its type's name when it has no message."""

@@ -563,10 +563,9 @@ def run(args, argv, given, world, device) -> int:
             return 0
         if state["epoch"] + 1 >= args.epochs:
             raise cli.UserError(
-                f"{resume} has trained {state['epoch'] + 1} epoch"
-                f"{'' if state['epoch'] == 0 else 's'}, and --epochs {args.epochs} "
-                f"asks for no more: nothing to train (add --epochs N, more than "
-                f"{state['epoch'] + 1}, to go on)")
+                f"{resume} has trained {cli.counted(state['epoch'] + 1, 'epoch')}, and "
+                f"--epochs {args.epochs} asks for no more: nothing to train (add --epochs N, "
+                f"more than {state['epoch'] + 1}, to go on)")
     need_tensorboard()            # before any work: it logs every epoch
     if world.is_main:
         need_output_folders(args)
@@ -618,8 +617,8 @@ def run(args, argv, given, world, device) -> int:
                                           even_steps=False, **share)
     shown = prediction_sample(test_data_size)    # the test images TensorBoard shows
     log_every = log_interval(len(train_dataloader), args.log_every)
-    print(f"train_loss every {log_every} step{'s' * (log_every != 1)} ({len(train_dataloader)} "
-          f"step{'s' * (len(train_dataloader) != 1)} an epoch)")
+    print(f"train_loss every {cli.counted(log_every, 'step')} "
+          f"({cli.counted(len(train_dataloader), 'step')} an epoch)")
     if world.launched:
         print(f"torchrun: {world.world_size} processes on {world.machines} machine(s), each "
               f"training on batches of {args.batch_size}: {world.world_size * args.batch_size} "

@@ -45,6 +45,7 @@ from common.model import CIFAR10_CLASSES, GST
 
 SCRIPT = "p25_test"
 TRAINER = "p23_train"
+TRAINER_SCRIPT = Path(__file__).with_name(f"{TRAINER}.py")   # named in the hints that train one
 THUMBNAIL = 256     # the largest side of a picture as TensorBoard shows it
 
 
@@ -109,13 +110,12 @@ def training_record(obj) -> list[str]:
     accuracy = obj.get("test_accuracy")
     tested = f" of {source['test_images']} test images" if "test_images" in source else ""
     epochs = obj["epoch"] + 1
-    lines = [f"trained on: {what}, {epochs} epoch{'' if epochs == 1 else 's'}; test accuracy "
+    lines = [f"trained on: {what}, {cli.counted(epochs, 'epoch')}; test accuracy "
              + (f"{accuracy:.4f}{tested}" if accuracy is not None else "not recorded")]
     if kind == "fake-data":
-        train = cli.command_line(Path(__file__).with_name(f"{TRAINER}.py"))   # from here
         lines.append("note: this model has only ever seen --fake-data's coloured stripes, never a "
                      "photograph: for a real picture its answer is a guess. Train on CIFAR-10 "
-                     f"({train}) for real predictions")
+                     f"({cli.command_line(TRAINER_SCRIPT)}) for real predictions")
     return lines
 
 
@@ -183,11 +183,11 @@ def main(argv=None) -> int:
         # the command that makes one where this looks: the same --checkpoint-dir
         own = (["--checkpoint-dir", args.checkpoint_dir]
                if "checkpoint_dir" in cli.given(parser, argv) else [])
-        train = Path(__file__).with_name(f"{TRAINER}.py")
         path = runs.need_latest_checkpoint(
             args.checkpoint_dir, TRAINER,
-            f"train a model first: {cli.command_line(train, *own)} (CIFAR-10), or offline "
-            f"{cli.command_line(train, '--fake-data', *own)}; or pass --checkpoint PATH")
+            f"train a model first: {cli.command_line(TRAINER_SCRIPT, *own)} (CIFAR-10), or "
+            f"offline {cli.command_line(TRAINER_SCRIPT, '--fake-data', *own)}; or pass "
+            "--checkpoint PATH")
     model, classes, record, normalize = load_model(path, args.trust_pickle)
     model = model.to(device)
     print(f"checkpoint: {path}")

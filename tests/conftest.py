@@ -8,6 +8,7 @@ import importlib
 import io
 import os
 import pickle
+import re
 import resource
 import subprocess
 import sys
@@ -60,6 +61,12 @@ def after_note(out: str) -> list[str]:
     lines = out.splitlines()
     assert lines[0] == note and out.count(note) == 1
     return lines[1:]
+
+
+def printed_run(out: str) -> Path:
+    """The one TensorBoard run folder a script said it writes (``common.writer.open_writer``)."""
+    (folder,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)
+    return Path(folder)
 
 
 def run_dirs(logdir: Path, script: str) -> list[Path]:

@@ -85,3 +85,7 @@ def test_without_drops_a_flag_and_its_value_in_either_spelling():
     assert cli.without(argv, "--epochs") == argv
     assert cli.without(["--res", "last", "--fake-data", "--resu=x", "--"], "--resume") == [
         "--fake-data", "--"]                    # argparse's abbreviations, which it parsed
+
+
+def test_counted_is_plural_but_for_one():
+    assert [cli.counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from common import checkpoint, data, disk
-from conftest import REPO, SCRIPTS, events, file_size_limit, load_script, only_run, run_dirs
+from conftest import (REPO, SCRIPTS, events, file_size_limit, load_script, only_run,
+                      printed_run, run_dirs)
 
 p23 = load_script("p23_train")
 LIMIT_WORDS = "the file is larger than this system allows (a file-size limit, ulimit -f)"
@@ -139,9 +140,8 @@ def test_p23_past_a_file_size_limit_is_one_line_and_leaves_no_checkpoint(tmp_pat
     assert files_under(tmp_path / "ckpt") == []        # no checkpoint, no temporary file
     assert [p.name for p in (tmp_path / "ckpt" / "p23_train").iterdir()] == []   # no empty run
     # nor its curves, which no checkpoint goes on from
-    (run_logs,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)
     assert run_dirs(tmp_path / "logs", "p23_train") == []
-    gst_0 = tmp_path / "ckpt" / "p23_train" / Path(run_logs).name / "gst_0.pth"
+    gst_0 = tmp_path / "ckpt" / "p23_train" / printed_run(out).name / "gst_0.pth"
     assert error_lines(err) == [
         f"error: cannot write {gst_0}: {LIMIT_WORDS}; {LIMIT_HINT} "
         "--checkpoint-dir DIR. Stopped in epoch 1 of 1: no checkpoint was saved, nothing to resume "

@@ -22,8 +22,8 @@ from common import checkpoint, cli, data, paths, writer
 from common import step as common_step
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
-from conftest import (REPO, course_test_pass, ctrl_c, load_script, only_run, run_dirs,
-                      scalar_tags, scalars)
+from conftest import (REPO, course_test_pass, ctrl_c, load_script, only_run, printed_run,
+                      run_dirs, scalar_tags, scalars)
 
 p23 = load_script("p23_train")
 
@@ -792,8 +792,8 @@ def test_ctrl_c_in_the_first_epoch_leaves_no_run_behind(tmp_path, monkeypatch, c
     out, err = capsys.readouterr()
     assert err == ("stopped during epoch 1 of 10: no checkpoint was saved, nothing to resume "
                    "(its TensorBoard run is removed too): run the same command again\n")
-    (logs,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)     # it was made, then removed
-    assert Path(logs).parent == tmp_path / "run" / "logs" / "p23_train" and not Path(logs).exists()
+    logs = printed_run(out)                                           # it was made, then removed
+    assert logs.parent == tmp_path / "run" / "logs" / "p23_train" and not logs.exists()
     assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
     assert list((tmp_path / "run" / "logs" / "p23_train").iterdir()) == []
 
@@ -830,8 +830,7 @@ def test_a_tensorboard_run_that_cannot_start_is_one_line_and_leaves_no_folders(
     monkeypatch.setattr(writer, "RunWriter", refused)
     assert p23.main(["--fake-data", "--device", "cpu", *_paths(tmp_path)]) == 1
     out, err = capsys.readouterr()
-    (logs,) = re.findall(r"^TensorBoard run: (\S+)  ", out, re.M)
-    assert err == (f"error: cannot write {logs}: permission denied; choose a folder you can "
+    assert err == (f"error: cannot write {printed_run(out)}: permission denied; choose a folder you can "
                    "write to with --logdir DIR\n")
     assert "第 1 轮训练开始" not in out
     assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
