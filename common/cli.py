@@ -254,9 +254,10 @@ def parser(doc: str | None, *parents: argparse.ArgumentParser) -> argparse.Argum
                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def counted(n: int, thing: str) -> str:
-    """``"1 epoch"``, ``"2 epochs"``: ``n`` and ``thing``, plural but for 1."""
-    return f"{n} {thing}{'' if n == 1 else 's'}"
+def counted(n: int, thing: str, things: str | None = None) -> str:
+    """``"1 epoch"``, ``"2 epochs"``: ``n`` and ``thing``, plural (``things``, by default
+    ``thing + "s"``) but for 1."""
+    return f"{n} {thing if n == 1 else things or thing + 's'}"
 
 
 def reason(e: BaseException) -> str:

@@ -197,6 +197,9 @@ def main(argv=None) -> int:
         print(model)
     model.eval()
     k = min(args.topk, len(classes))
+    if k < args.topk and "topk" in cli.given(parser, argv):
+        print(f"note: --topk {args.topk}, but the model knows {cli.counted(len(classes), 'class', 'classes')}:"
+              f" all {len(classes)} are listed")
     # made once, used for every image, as the course's transform; plus the Normalize the
     # model was trained with, if any (p23 centres image-folder pictures)
     steps = [torchvision.transforms.Resize((32, 32)), torchvision.transforms.ToTensor()]

@@ -89,3 +89,4 @@ def test_without_drops_a_flag_and_its_value_in_either_spelling():
 
 def test_counted_is_plural_but_for_one():
     assert [cli.counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+    assert [cli.counted(n, "class", "classes") for n in (1, 10)] == ["1 class", "10 classes"]

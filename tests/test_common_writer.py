@@ -88,3 +88,38 @@ def test_without_the_tensorboard_package_a_lesson_is_one_error_line(tmp_path):
     assert done.stderr.startswith("error: TensorBoard is not installed in this Python (")
     assert done.stderr.endswith("): pip install -r requirements.txt\n")
     assert done.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+WRITER_THREAD_FAILS = """
+import resource, sys, threading
+from pathlib import Path
+import numpy as np
+from common import disk, writer
+logdir = Path(sys.argv[1])
+w = writer.open_writer(logdir / "run", logdir)
+w.flush()                                    # the event file's header is written
+resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+noise = np.random.default_rng(0).integers(0, 256, (3, 200, 200), dtype=np.uint8)
+w.add_image("noise", noise)                  # a 120 kB PNG: the writer thread's write fails
+try:
+    w.flush()
+except disk.WriteError as e:
+    for thread in threading.enumerate():     # the thread's end (and its excepthook) comes first
+        if thread is not threading.current_thread():
+            thread.join(10)
+    sys.exit(f"error: {e}")
+"""
+
+
+def test_a_write_that_fails_in_tensorboards_thread_is_one_line_in_a_real_process(tmp_path):
+    """The event file is written by a thread of TensorBoard's: its failure comes back in the
+    main thread as one line, and the thread itself prints no traceback (Python's default
+    ``threading.excepthook`` would). In a process of its own: pytest puts its own excepthook
+    around each test."""
+    done = subprocess.run([sys.executable, "-c", WRITER_THREAD_FAILS, str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    (event_file,) = (tmp_path / "run").glob("events.out.tfevents.*")
+    assert done.returncode == 1
+    assert done.stderr == (f"error: cannot write {event_file}: the file is larger than this "
+                           "system allows (a file-size limit, ulimit -f); raise the limit "
+                           "(ulimit -f unlimited), or write elsewhere with --logdir DIR\n")

@@ -178,6 +178,13 @@ def test_topk(ants_bees, tmp_path, capsys):
     _picture(BLUE).save(tmp_path / "b.png")
     assert p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "1"]) == 0
     assert [c for c, _ in _predictions(capsys.readouterr().out)[str(tmp_path / "b.png")]] == ["bees"]
+    # more than the model knows: all of them, and a word saying so (not with the default 3)
+    assert p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --topk 5, but the model knows 2 classes: all 2 are listed\n" in out
+    assert len(_predictions(out)[str(tmp_path / "b.png")]) == 2
+    assert p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees)]) == 0
+    assert "note: --topk" not in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
         p25.main([str(tmp_path / "b.png"), "--checkpoint-dir", str(ants_bees), "--topk", "0"])
     assert e.value.code == 2
