@@ -47,6 +47,13 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
         except KeyboardInterrupt as e:    # its message, where one says what was kept
             if not _which_process():      # under torchrun, rank 0 speaks for all
                 print(str(e) or "interrupted", file=sys.stderr)
+            if getattr(e, "exit_at_once", False):   # see distributed.process_group
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except (OSError, ValueError):     # a closed pipe: nothing to keep
+                        pass
+                os._exit(EXIT_INTERRUPTED)            # no interpreter clean-up to hang in
             return EXIT_INTERRUPTED
         except BrokenPipeError:
             # The output was piped into a reader that stopped early (`... | head`): stop

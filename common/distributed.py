@@ -105,6 +105,13 @@ def process_group(w: World, device: torch.device, timeout_s: float = TIMEOUT_S):
                         f"{timeout_s:g} s: {peer_failure(e)}") from None
     try:
         yield
+    except KeyboardInterrupt as e:
+        # Ctrl-C reaches every process of the launch. Freeing this one's DDP state while a
+        # gradient all-reduce is still waiting on a peer can block in C++ (seen with torch
+        # 2.13: up to torchrun's 30 s, then it kills the process): what was kept is already
+        # saved, so cli.entrypoint ends the process at once after its line.
+        e.exit_at_once = True
+        raise
     finally:
         dist.destroy_process_group()
 

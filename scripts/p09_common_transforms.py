@@ -75,6 +75,10 @@ def main(argv=None) -> int:
           torch.allclose(img_norm, (img_tensor - 0.5) / 0.5))
     print(f"range: img_tensor {img_tensor.min().item():.4f}..{img_tensor.max().item():.4f} -> "
           f"img_norm {img_norm.min().item():.4f}..{img_norm.max().item():.4f}")
+    # add_image expects 0..1 and clips the rest: a dark photo (most pixels below 0.5) turns
+    # mostly black in TensorBoard; nothing is wrong with the tensor.
+    print(f"TensorBoard shows 0..1: {(img_norm < 0).float().mean().item():.0%} of img_norm "
+          "is below 0 and shows as black")
     writer.add_image("Normalize", img_norm)
 
     # 3. Resize((512, 512)): PIL -> PIL of exactly 512 x 512, then ToTensor for TensorBoard

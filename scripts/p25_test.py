@@ -8,8 +8,9 @@ What to look at: first the checkpoint loaded and what it was trained on (the dat
 test accuracy); then for each image, its original mode and size, and the top-k classes with
 their probabilities (softmax of the output). A PNG with transparency (RGBA), a grayscale
 (L) or palette (P) image is converted to RGB first, as the course does with
-image.convert('RGB'). An image that is missing or unreadable gets one "error: ..." line,
-the others are still predicted, and the exit status is 1. TensorBoard (beyond the course):
+image.convert('RGB'). The images are read first, then the model is loaded, as in the course.
+An image that is missing or unreadable gets one "error: ..." line, the others are still
+predicted, and the exit status is 1 (with no readable image, no model is loaded). TensorBoard (beyond the course):
 run logs/p25_test/<run-id>/ holds one image per picture classified (tag
 predictions/<n>_<file name>): the picture, the 32x32 the network saw, its top-k classes.
 
@@ -135,6 +136,21 @@ def read_image(path: Path, transform) -> tuple[torch.Tensor, str, Image.Image]:
     return image, original, picture
 
 
+def folder_hint(folder: Path) -> str:
+    """What to say when a folder is named instead of an image: a shell pattern that names its
+    pictures (``folder/*.jpg``, or ``folder/*/*.jpg`` for the class folders of
+    ``val/ants/``, ``val/bees/``), in the suffix most of them have."""
+    known = Image.registered_extensions()            # the suffixes PIL can open: .jpg, .png...
+    for pattern in ("*", "*/*"):
+        suffixes = [p.suffix for p in folder.glob(pattern)
+                    if p.suffix.lower() in known and p.is_file()]
+        if suffixes:
+            common = max(sorted(set(suffixes)), key=suffixes.count)
+            return (f"{folder} is a folder, not an image: name its pictures "
+                    f"({folder / pattern}{common})")
+    return f"{folder} is a folder with no pictures in it (nor in its subfolders): name image files"
+
+
 def predict(model: nn.Module, image: torch.Tensor, device: torch.device, k: int):
     """The course's prediction for one picture ``[3, 32, 32]``: ``(the batch of one it ran,
     torch.topk of the class probabilities)``."""
@@ -176,7 +192,34 @@ def main(argv=None) -> int:
     # a wrong --logdir stops now, not after every picture is classified
     need_logdir(args.logdir, SCRIPT)
 
-    # 1. 加载模型 / load the trained model
+    # 1. 读取图片 / read the images, first, as the course does: a typo in a file name is
+    # reported before any model is loaded. The course's transform, made once for every image.
+    transform = torchvision.transforms.Compose([torchvision.transforms.Resize((32, 32)),
+                                                torchvision.transforms.ToTensor()])
+    failed = 0
+    pictures = []     # (path, as read, picture, the 32x32 tensor)
+    for image_path in args.images:
+        try:
+            image, original, picture = read_image(image_path, transform)
+        except FileNotFoundError:
+            print(f"error: {image_path}: no such file", file=sys.stderr)
+            failed += 1
+            continue
+        except IsADirectoryError:      # a folder of pictures: name them (folder/*.jpg)
+            print(f"error: {folder_hint(image_path)}", file=sys.stderr)
+            failed += 1
+            continue
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors.
+            print(f"error: {image_path}: not a readable image ({cli.reason(e)})",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        pictures.append((image_path, original, picture, image))
+    if not pictures:
+        return cli.EXIT_ERROR          # nothing to classify: no model to load
+
+    # 2. 加载模型 / load the trained model
     if args.checkpoint is not None:
         path = args.checkpoint
     else:
@@ -200,37 +243,15 @@ def main(argv=None) -> int:
     if k < args.topk and "topk" in cli.given(parser, argv):
         print(f"note: --topk {args.topk}, but the model knows {cli.counted(len(classes), 'class', 'classes')}:"
               f" all {len(classes)} are listed")
-    # made once, used for every image, as the course's transform; plus the Normalize the
-    # model was trained with, if any (p23 centres image-folder pictures)
-    steps = [torchvision.transforms.Resize((32, 32)), torchvision.transforms.ToTensor()]
-    if normalize is not None:
-        mean, std = normalize
-        steps.append(torchvision.transforms.Normalize([mean] * 3, [std] * 3))
-    transform = torchvision.transforms.Compose(steps)
+    # the Normalize the model was trained with, if any (p23 centres image-folder pictures)
+    centre = (torchvision.transforms.Normalize([normalize[0]] * 3, [normalize[1]] * 3)
+              if normalize is not None else None)
 
-    failed = 0
     seen = []     # (path, as read, picture, what the network saw, top k): for TensorBoard
-    for image_path in args.images:
-        # 2. 读取图片 / read the image
-        try:
-            image, original, picture = read_image(image_path, transform)
-        except FileNotFoundError:
-            print(f"error: {image_path}: no such file", file=sys.stderr)
-            failed += 1
-            continue
-        except IsADirectoryError:      # a folder of pictures: name them (folder/*.jpg)
-            print(f"error: {image_path} is a folder, not an image: name its pictures "
-                  f"({Path(image_path) / '*.jpg'})", file=sys.stderr)
-            failed += 1
-            continue
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors.
-            print(f"error: {image_path}: not a readable image ({cli.reason(e)})",
-                  file=sys.stderr)
-            failed += 1
-            continue
-
+    for image_path, original, picture, image in pictures:
         # 3. 预测 / predict
+        if centre is not None:
+            image = centre(image)
         image, top = predict(model, image, device, k)
         print(f"{image_path}  ({original} -> RGB 32x32)")
         for rank, (p, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
@@ -238,8 +259,7 @@ def main(argv=None) -> int:
         seen.append((image_path, original, picture, image[0].cpu(), top))
 
     # 4. 写入 TensorBoard / beyond the course: what it saw and said, as pictures
-    if seen:
-        log_predictions(args.logdir, seen, classes, path, record, normalize)
+    log_predictions(args.logdir, seen, classes, path, record, normalize)
     return cli.EXIT_ERROR if failed else 0
 
 

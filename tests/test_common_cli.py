@@ -58,6 +58,31 @@ def test_entrypoint_error_and_interrupt(capsys):
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_an_interrupt_marked_exit_at_once_ends_the_process_after_its_line(capsys, monkeypatch):
+    # what distributed.process_group marks under torchrun: no clean-up that could hang
+    exits = []
+
+    def _exit(code):
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli.os, "_exit", _exit)
+
+    @cli.entrypoint
+    def interrupted(argv=None):
+        print("epoch 3 done")
+        e = KeyboardInterrupt("stopped during epoch 4 of 10: gst_2.pth holds epoch 3")
+        e.exit_at_once = True
+        raise e
+
+    with pytest.raises(SystemExit):
+        interrupted([])
+    assert exits == [130]
+    captured = capsys.readouterr()
+    assert captured.out == "epoch 3 done\n"
+    assert captured.err == "stopped during epoch 4 of 10: gst_2.pth holds epoch 3\n"
+
+
 def test_entrypoint_stops_quietly_on_a_closed_pipe(capsys):
     @cli.entrypoint
     def piped(argv=None):

@@ -1,5 +1,8 @@
 """common/distributed without torchrun (one process: everything is the identity) and its
 reading of torchrun's environment. Two real processes: tests/test_p23_torchrun.py."""
+import socket
+
+import pytest
 import torch
 import torch.distributed as dist
 
@@ -47,3 +50,30 @@ def test_a_failed_collective_is_told_apart_from_a_bug():
     assert distributed.peer_failure(dist.DistNetworkError("store gone")) == "store gone"
     assert distributed.peer_failure(RuntimeError("mat1 and mat2 shapes cannot be "
                                                  "multiplied")) is None
+
+
+def test_ctrl_c_in_a_process_group_is_marked_to_end_the_process_at_once(monkeypatch):
+    # a real one-process gloo group, as torchrun --nproc-per-node 1 makes
+    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": _free_port()}.items():
+        monkeypatch.setenv(k, v)
+    w = distributed.world()
+    assert w.launched
+    with pytest.raises(KeyboardInterrupt) as caught:
+        with distributed.process_group(w, torch.device("cpu"), timeout_s=30):
+            assert dist.is_initialized() and dist.get_world_size() == 1
+            raise KeyboardInterrupt("stopped")
+    assert caught.value.exit_at_once is True and str(caught.value) == "stopped"
+    assert not dist.is_initialized()
+    # anything else passes through unmarked
+    monkeypatch.setenv("MASTER_PORT", _free_port())
+    with pytest.raises(ValueError) as other:
+        with distributed.process_group(w, torch.device("cpu"), timeout_s=30):
+            raise ValueError("a bug")
+    assert not hasattr(other.value, "exit_at_once")
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])

@@ -38,6 +38,9 @@ def test_transforms_printed_and_logged(tmp_path, capsys):
     assert before == pytest.approx(x, abs=5e-5)
     assert after == pytest.approx((x - 0.5) / 0.5, abs=5e-5)
     assert "every value follows the formula: True" in out
+    # below 0 after Normalize <=> below 0.5 before: the pixels of at most 127 of 255
+    assert (f"TensorBoard shows 0..1: {(rgb <= 127).mean():.0%} of img_norm is below 0 "
+            "and shows as black") in out.splitlines()
 
     # Resize((512, 512)) exactly; Resize(512): shorter side 512, aspect kept
     long_side = int(512 * w / h)

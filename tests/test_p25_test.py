@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from common import checkpoint, cli
+from common import checkpoint, cli, paths
 from common.model import CIFAR10_CLASSES, GST
 from conftest import REPO, load_script, sideways_photo, upright_photo
 
@@ -167,11 +167,39 @@ def test_bad_files_get_one_line_each_and_the_rest_are_predicted(ants_bees, tmp_p
     assert _predictions(captured.out)[str(good)][0][0] == "ants"
     lines = captured.err.splitlines()
     assert len(lines) == 4
-    assert lines[3] == f"error: {folder} is a folder, not an image: name its pictures ({folder}/*.jpg)"
+    assert lines[3] == (f"error: {folder} is a folder with no pictures in it (nor in its "
+                        "subfolders): name image files")
     assert lines[0] == f"error: {missing}: no such file"
     assert lines[1] == (f"error: {text}: not a readable image "
                         f"(cannot identify image file '{text}')")
     assert lines[2].startswith(f"error: {truncated}: not a readable image (")
+
+
+def test_a_folder_gets_a_pattern_that_names_its_pictures(ants_bees, tmp_path, capsys):
+    # pictures in class folders, as the sample's val/ants/, val/bees/: the pattern goes one down
+    val = paths.SAMPLE_IMAGE_FOLDER / "val"
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    _picture(RED).save(flat / "a.png")
+    _picture(BLUE).save(flat / "b.png")
+    _picture(BLUE).save(flat / "c.jpg")
+    (flat / "notes.txt").write_text("not a picture")
+    assert p25.main([str(val), str(flat), "--checkpoint", str(_last(ants_bees))]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {val} is a folder, not an image: name its pictures ({val}/*/*.jpg)",
+        f"error: {flat} is a folder, not an image: name its pictures ({flat}/*.png)"]
+    # and the pattern does name them: what a shell would pass
+    assert len(list(val.glob("*/*.jpg"))) == 10 and len(list(flat.glob("*.png"))) == 2
+
+
+def test_the_images_are_read_before_the_model_is_loaded(tmp_path, capsys):
+    # the course's order: a mistyped picture is said first, even where no model exists yet
+    missing = tmp_path / "dgo.png"
+    assert p25.main([str(missing), "--checkpoint-dir", str(tmp_path / "none")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"error: {missing}: no such file"]
+    assert not (tmp_path / "none").exists()
 
 
 def test_topk(ants_bees, tmp_path, capsys):
