@@ -10,9 +10,10 @@ their probabilities (softmax of the output). A PNG with transparency (RGBA), a g
 (L) or palette (P) image is converted to RGB first, as the course does with
 image.convert('RGB'). The images are read first, then the model is loaded, as in the course.
 An image that is missing or unreadable gets one "error: ..." line, the others are still
-predicted, and the exit status is 1 (with no readable image, no model is loaded). TensorBoard (beyond the course):
-run logs/p25_test/<run-id>/ holds one image per picture classified (tag
-predictions/<n>_<file name>): the picture, the 32x32 the network saw, its top-k classes.
+predicted, and the exit status is 1 (with no readable image, no model is loaded).
+TensorBoard (beyond the course): run logs/p25_test/<run-id>/ holds one image per picture
+classified (tag predictions/<n>_<file name>): the picture, the 32x32 the network saw, its
+top-k classes.
 
 The model is the last epoch of the newest p23_train.py run
 (checkpoints/p23_train/<run-id>/gst_<N>.pth) unless --checkpoint names a file: the plain dict

@@ -10,6 +10,7 @@ import os
 import pickle
 import re
 import resource
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -48,6 +49,22 @@ def load_script(name: str, folder: str = "scripts"):
     the module ``<folder>.<name>``: the name the benchmark imports it by too, and the one
     mutmut's mutants of it answer to (tools/mutation.sh)."""
     return importlib.import_module(f"{folder}.{name}")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now: for a server a test starts, or one it refuses."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def one_process_launch(monkeypatch, launch_id: str = "launch-a") -> None:
+    """This process as torchrun would start one of one: its environment, a free port (call
+    again for a new process group)."""
+    for k, v in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1,
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": free_port(),
+                 "TORCHELASTIC_RUN_ID": launch_id, "TORCHELASTIC_RESTART_COUNT": 1}.items():
+        monkeypatch.setenv(k, str(v))
 
 
 def ctrl_c(*args, **kwargs):

@@ -1,12 +1,11 @@
 """common/distributed without torchrun (one process: everything is the identity) and its
 reading of torchrun's environment. Two real processes: tests/test_p23_torchrun.py."""
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
 
 from common import distributed
+from conftest import one_process_launch
 
 
 def test_a_plain_run_is_one_process_and_touches_no_process_group(monkeypatch):
@@ -54,9 +53,7 @@ def test_a_failed_collective_is_told_apart_from_a_bug():
 
 def test_ctrl_c_in_a_process_group_is_marked_to_end_the_process_at_once(monkeypatch):
     # a real one-process gloo group, as torchrun --nproc-per-node 1 makes
-    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                 "MASTER_PORT": _free_port()}.items():
-        monkeypatch.setenv(k, v)
+    one_process_launch(monkeypatch)
     w = distributed.world()
     assert w.launched
     with pytest.raises(KeyboardInterrupt) as caught:
@@ -66,14 +63,9 @@ def test_ctrl_c_in_a_process_group_is_marked_to_end_the_process_at_once(monkeypa
     assert caught.value.exit_at_once is True and str(caught.value) == "stopped"
     assert not dist.is_initialized()
     # anything else passes through unmarked
-    monkeypatch.setenv("MASTER_PORT", _free_port())
+    one_process_launch(monkeypatch)                  # a new port for a new group
     with pytest.raises(ValueError) as other:
         with distributed.process_group(w, torch.device("cpu"), timeout_s=30):
             raise ValueError("a bug")
     assert not hasattr(other.value, "exit_at_once")
 
-
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])

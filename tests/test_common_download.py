@@ -11,7 +11,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import tarfile
 import threading
 import time
@@ -24,7 +23,7 @@ from torchvision.datasets import CIFAR10
 
 from common import data, disk, download
 from common.cli import UserError
-from conftest import REPO, ctrl_c, file_size_limit, load_script, write_cifar10
+from conftest import REPO, ctrl_c, file_size_limit, free_port, load_script, write_cifar10
 
 p23 = load_script("p23_train")
 STALL = 5.0          # seconds a stalling source waits before it answers
@@ -129,10 +128,7 @@ def server(archive, monkeypatch):
 
 def refused_url() -> str:
     """A loopback port nothing listens on: the connection is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+    return f"http://127.0.0.1:{free_port()}/cifar-10-python.tar.gz"
 
 
 def error_line(err: str, word: str = "error") -> str:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from torchvision.datasets import ImageFolder
 
 from common import checkpoint, cli, data, distributed
 from common.model import GST
-from conftest import REPO, load_script, scalars
+from conftest import REPO, load_script, one_process_launch, scalars
 from test_p23_train import sha256_of_weights
 
 p23 = load_script("p23_train")
@@ -232,24 +231,13 @@ def test_a_hung_worker_ends_the_run_after_dist_timeout(tmp_path, pictures):
                     "--device cpu --logdir logs --checkpoint-dir ckpt --dist-timeout 2")
 
 
-def _one_process_launch(monkeypatch, launch_id):
-    """This process as torchrun would start one of one: its environment, a free port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    for k, v in {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0, "LOCAL_WORLD_SIZE": 1,
-                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
-                 "TORCHELASTIC_RUN_ID": launch_id, "TORCHELASTIC_RESTART_COUNT": 1}.items():
-        monkeypatch.setenv(k, str(v))
-
-
 def test_a_restarted_launch_goes_on_from_its_own_last_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 200)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 50)
     paths = [*_paths(tmp_path), "--fake-data", "--seed", "0"]
     assert p23.main(["--epochs", "1", *paths]) == 0                # another run, no torchrun
     (other,) = (tmp_path / "ckpt" / "p23_train").iterdir()
-    _one_process_launch(monkeypatch, "launch-a")
+    one_process_launch(monkeypatch, "launch-a")
     assert p23.main(["--epochs", "1", *paths]) == 0                # launch-a's first epoch
     capsys.readouterr()
     (mine,) = {d for d in (tmp_path / "ckpt" / "p23_train").iterdir()} - {other}
@@ -257,19 +245,19 @@ def test_a_restarted_launch_goes_on_from_its_own_last_checkpoint(tmp_path, monke
 
     # Started again by torchrun with more epochs: it finds launch-a's checkpoint, not the
     # newest one, and goes on in its run.
-    _one_process_launch(monkeypatch, "launch-a")
+    one_process_launch(monkeypatch, "launch-a")
     assert p23.main(["--epochs", "2", *paths]) == 0
     out = capsys.readouterr().out
     assert f"torchrun launch launch-a (restart 1): going on from {mine / 'gst_0.pth'}" in out
     assert sorted(p.name for p in mine.iterdir()) == ["gst_0.pth", "gst_1.pth"]
     assert checkpoint.load(mine / "gst_1.pth")["torchrun_launch"] == "launch-a"
     # Started again once it is done: nothing left to train, and it says so.
-    _one_process_launch(monkeypatch, "launch-a")
+    one_process_launch(monkeypatch, "launch-a")
     assert p23.main(["--epochs", "2", *paths]) == 0
     assert "this launch's run has trained all 2 epochs: nothing left to do" in \
         capsys.readouterr().out
     # Another launch starts a run of its own.
-    _one_process_launch(monkeypatch, "launch-b")
+    one_process_launch(monkeypatch, "launch-b")
     assert p23.main(["--epochs", "1", *paths]) == 0
     assert len(list((tmp_path / "ckpt" / "p23_train").iterdir())) == 3
 

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from PIL import Image
 
 from common import data, figures
 from common.model import CIFAR10_CLASSES
-from conftest import REPO, events
+from conftest import REPO, events, free_port
 
 DRIVER = r"""
 import contextlib, io, json, runpy, shlex, sys, time, traceback
@@ -214,9 +213,7 @@ def served(walk, tmp_path_factory):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert list(elsewhere.iterdir()) == []
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([TENSORBOARD, "--logdir", "logs", "--host", "127.0.0.1",
                                "--port", str(port)], cwd=copy, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
