@@ -104,7 +104,9 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {kind}, {words}; not {text!r}") from None
         # float("nan") and float("inf") parse: neither is a learning rate or a momentum.
-        if not math.isfinite(value) or not ok(value):
+        if not math.isfinite(value):        # inf is "above 0", but no step size
+            raise argparse.ArgumentTypeError(f"must be a finite number, {words}; not {text}")
+        if not ok(value):
             raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
         return value
 
@@ -157,7 +159,8 @@ def data_flags(*, num_workers: bool = True) -> argparse.ArgumentParser:
                    help="where datasets live; CIFAR-10 is downloaded here when missing "
                         "(default: dataset/ in the repository)")
     p.add_argument("--fake-data", action="store_true",
-                   help="use a small CIFAR-shaped synthetic set: no download, no network")
+                   help="use a small CIFAR-shaped synthetic set: no download, no network "
+                        "(default: off, the real CIFAR-10)")
     p.add_argument("--mirror", action="append", default=None, metavar="URL",
                    help="a URL (or a path) of cifar-10-python.tar.gz to get CIFAR-10 from, tried "
                         "before $CIFAR10_MIRROR and the built-in sources; repeat it for "
@@ -208,7 +211,8 @@ def trust_flags() -> argparse.ArgumentParser:
     p = _parent()
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow loading a whole pickled model (the course's torch.save(model)). "
-                        "Unpickling can run arbitrary code: only for files you made yourself")
+                        "Unpickling can run arbitrary code: only for files you made yourself "
+                        "(default: off, weights only)")
     return p
 
 

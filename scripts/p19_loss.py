@@ -15,7 +15,8 @@ What to look at:
   - backpropagation through the CIFAR-10 network (GST): the first convolution's
     weight.grad is None before result_loss.backward() and a tensor of the weight's shape,
     torch.Size([32, 3, 5, 5]), after it (what the course looks at in the debugger, under
-    gst -> model1 -> _modules -> '0' -> weight), then each batch's "result_loss, batch N:"
+    gst -> model1 -> _modules -> '0' -> weight; here the Sequential is gst.model, as in
+    lesson 23's GST), then each batch's "result_loss, batch N:"
     (one batch by default; --max-batches all runs the whole test set, as the course does).
 
 Example:
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     dataloader = cifar10_test_loader(args, batch_size=64, drop_last=True)
     gst = GST().to(device)
     loss = nn.CrossEntropyLoss()
-    conv1_weight = gst.model[0].weight       # the course's debugger: model1 -> '0' -> weight
+    conv1_weight = gst.model[0].weight       # the course's model1[0].weight; model here
     batches = 0
     for data in dataloader:
         imgs, targets = data

@@ -1,6 +1,6 @@
 """P20 优化器 — Optimizers, torch.optim
 
-An optimizer updates the parameters from their gradients. Every step is the same four lines:
+An optimizer updates the parameters from their gradients. Every step is the same three lines:
     optimizer.zero_grad()   clear the gradients of the previous step
     loss.backward()         compute new gradients (lesson 19)
     optimizer.step()        move each parameter against its gradient, scaled by lr

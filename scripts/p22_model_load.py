@@ -125,6 +125,7 @@ def load_method2(path: Path, arch: str, device: torch.device) -> nn.Module:
         print(f"torch.load({path.name}) gives a dict ({type(state_dict).__name__}) of "
               f"{len(state_dict)} tensors, not a model: {first}, ...")
     vgg16 = torchvision_model(arch)                          # torchvision.models.vgg16(weights=None)
+    # the course: vgg16.load_state_dict(torch.load("vgg16_method2.pth")); a mismatch: one line
     checkpoint.load_weights(vgg16, checkpoint.state_dict_of(state_dict, path), path)
     return vgg16.to(device)
 
@@ -141,6 +142,8 @@ def main(argv=None) -> int:
     need_saved_files(args, [path, checkpoint_dir / f"{args.arch}_method2.pth", trap, gst_path])
 
     # 1. 方式1 -> 保存方式1，加载模型 / method 1: the whole model, pickled
+    # The course's torch.load("vgg16_method1.pth") unpickled it; since torch 2.6, torch.load
+    # reads weights only by default and that line fails (UnpicklingError). Hence --trust-pickle.
     model = None
     refused = whole_model_refusal(path)
     if refused and not args.trust_pickle:

@@ -176,8 +176,10 @@ def train_step(gst, loss_fn, optimizer, imgs, targets, amp=False):
     """One step of the course's training loop on one batch; returns the loss (a tensor).
 
     With ``amp`` the forward pass and the loss run in bfloat16 autocast (the weights, their
-    gradients and the SGD step stay fp32). ``cache_enabled=False``: the cast weights are not
-    cached between steps, which a CUDA graph of this step needs (and GST uses each weight once).
+    gradients and the SGD step stay fp32). ``cache_enabled=False``: autocast would otherwise
+    keep each weight's bf16 copy for the rest of the region, to reuse it; GST uses each weight
+    once per step, so the cache saves nothing (and torch.cuda.make_graphed_callables, the other
+    way to graph a step, refuses it).
     """
     with torch.autocast(imgs.device.type, dtype=torch.bfloat16, enabled=amp,
                         cache_enabled=False):
@@ -530,8 +532,11 @@ def main(argv=None) -> int:
             return run(args, argv, given, world, device)
 
 
-def run(args, argv, given, world, device) -> int:
-    """The course's training run (``main`` parses the command and joins torchrun's group)."""
+def resumed_run(args, argv, given, world):
+    """``(args, resume, state)``: with --resume (or when torchrun restarts a launch), the
+    checkpoint this run goes on from, what it holds, and ``args`` with the settings it was
+    trained with; without, ``(args, None, None)``. ``args`` is None when a restarted launch
+    had already trained every epoch: nothing is left to do."""
     # (before --resume's "start one with" repeats the command: a resumed run's own data
     # settings give way, as a whole, to either flag)
     if args.image_folder is not None and args.fake_data:
@@ -560,16 +565,18 @@ def run(args, argv, given, world, device) -> int:
             # killed after its last checkpoint (or a new launch reusing an old --rdzv-id)
             print(f"this launch's run has trained all {args.epochs} epochs: nothing left to "
                   "do (a new run under torchrun needs a new --rdzv-id)")
-            return 0
+            return None, resume, state
         if state["epoch"] + 1 >= args.epochs:
             raise cli.UserError(
                 f"{resume} has trained {cli.counted(state['epoch'] + 1, 'epoch')}, and "
                 f"--epochs {args.epochs} asks for no more: nothing to train (add --epochs N, "
                 f"more than {state['epoch'] + 1}, to go on)")
-    need_tensorboard()            # before any work: it logs every epoch
-    if world.is_main:
-        need_output_folders(args)
-    data.announce_synthetic(args)
+    return args, resume, state
+
+
+def speed_flags(args, given, device, world) -> bool:
+    """Whether the step is recorded as a CUDA graph (--cuda-graph, on CUDA in one process);
+    a note for --cuda-graph or --amp asked for where it cannot pay."""
     cuda_graph = args.cuda_graph and device.type == "cuda" and not world.launched
     if args.cuda_graph and not cuda_graph and "cuda_graph" in given:
         where = device.type + (" under torchrun" if world.launched else "")
@@ -578,6 +585,19 @@ def run(args, argv, given, world, device) -> int:
     if args.amp and not fast_bf16(device):
         print(f"note: --amp: this {device.type} does not compute in bfloat16 natively, so "
               "bf16 autocast will be slower here than without --amp")
+    return cuda_graph
+
+
+def run(args, argv, given, world, device) -> int:
+    """The course's training run (``main`` parses the command and joins torchrun's group)."""
+    args, resume, state = resumed_run(args, argv, given, world)     # --resume: go on
+    if args is None:
+        return 0
+    need_tensorboard()            # before any work: it logs every epoch
+    if world.is_main:
+        need_output_folders(args)
+    data.announce_synthetic(args)
+    cuda_graph = speed_flags(args, given, device, world)
     if args.seed is not None:
         torch.manual_seed(args.seed)          # the model's initial weights
     # cuDNN's fastest kernels, or with --seed deterministic ones, so the run repeats

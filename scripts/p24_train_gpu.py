@@ -198,7 +198,8 @@ def main(argv=None) -> int:
                                     f"epoch {i + 1} (--lr {args.lr}): start again with a smaller "
                                     "--lr, such as the course's 0.01")
             print("整体测试集上的正确率: {}".format(total_accuracy / test_data_size))
-            # The course passed total_test_loss twice to add_scalar (step, then walltime).
+            # The course wrote add_scalar("test_loss", total_test_loss, total_test_loss,
+            # total_test_step): the step was the loss and total_test_step landed in walltime.
             writer.add_scalar("test_loss", total_test_loss, total_test_step)
             writer.add_scalar("test_accuracy", total_accuracy / test_data_size, total_test_step)
             total_test_step += 1

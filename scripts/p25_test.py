@@ -56,7 +56,9 @@ def get_args_parser():
                             "the checkpoints root: with no --checkpoint, the last epoch of the "
                             "newest run in CHECKPOINT_DIR/p23_train/ is loaded "
                             "(default: checkpoints/ in the repository)"), cli.trust_flags(),
-                        cli.verbose_flags("print the model (its layers) before the predictions"))
+                        cli.verbose_flags("also print what the course prints: the model (its "
+                                          "layers), and for each image image.shape, output "
+                                          "and output.argmax(1)"))
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                         help="PNG or JPEG files to classify (any mode: RGB, RGBA, L, P...)")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
@@ -89,11 +91,12 @@ def load_model(path: Path, trust_pickle: bool
         raise cli.UserError(f"{path} names {len(classes)} classes but its model has {num_classes} outputs")
     model = checkpoint.load_weights(GST(num_classes), state_dict, path)
     normalize = obj.get("normalize") if isinstance(obj, dict) else None
-    return model, list(classes), training_record(obj), normalize
+    return model, list(classes), training_record(obj, path), normalize
 
 
-def training_record(obj) -> list[str]:
-    """What the checkpoint says of its training: data, epochs, test accuracy (lines to print)."""
+def training_record(obj, path: Path) -> list[str]:
+    """What the checkpoint at ``path`` says of its training: data, epochs, test accuracy, and
+    whether its run stopped before the epochs it was started for (lines to print)."""
     if not (isinstance(obj, dict) and "epoch" in obj):
         return ["trained on: not recorded (a bare state_dict or a whole model says nothing of "
                 "its training)"]
@@ -112,8 +115,15 @@ def training_record(obj) -> list[str]:
     accuracy = obj.get("test_accuracy")
     tested = f" of {source['test_images']} test images" if "test_images" in source else ""
     epochs = obj["epoch"] + 1
-    lines = [f"trained on: {what}, {cli.counted(epochs, 'epoch')}; test accuracy "
+    planned = args.get("epochs")
+    stopped = isinstance(planned, int) and epochs < planned
+    trained = f"{epochs} of {planned} epochs" if stopped else cli.counted(epochs, "epoch")
+    lines = [f"trained on: {what}, {trained}; test accuracy "
              + (f"{accuracy:.4f}{tested}" if accuracy is not None else "not recorded")]
+    if stopped:      # the newest run was stopped (Ctrl-C), or is still training
+        lines.append(f"note: its run stopped after epoch {epochs} of {planned} (or is still "
+                     f"training): finish it with {cli.command_line(TRAINER_SCRIPT, '--resume', path)}"
+                     ", or name another model with --checkpoint")
     if kind == "fake-data":
         lines.append("note: this model has only ever seen --fake-data's coloured stripes, never a "
                      "photograph: for a real picture its answer is a guess. Train on CIFAR-10 "
@@ -154,15 +164,16 @@ def folder_hint(folder: Path) -> str:
 
 def predict(model: nn.Module, image: torch.Tensor, device: torch.device, k: int):
     """The course's prediction for one picture ``[3, 32, 32]``: ``(the batch of one it ran,
-    torch.topk of the class probabilities)``."""
+    the model's output [1, classes], torch.topk of the class probabilities)``."""
     image = torch.reshape(image, (1, 3, 32, 32))   # 记住需要batch_size / a batch of one
-    # The course moves the image to mps while the model stays on the CPU (torch.load
-    # without map_location): the devices differ and the forward fails. Both go to `device`.
+    # The course moves the image to a hard-coded torch.device("mps") (Apple only), and the
+    # model stays where torch.load put it: on the device it was saved from, the CPU for
+    # lesson 23's gst_9.pth. Two devices, so the forward fails. Both go to --device here.
     image = image.to(device)
     with torch.no_grad():
         output = model(image)
-    probs = torch.softmax(output, dim=1)[0]
-    return image, torch.topk(probs, k)
+    probs = torch.softmax(output, dim=1)[0]      # beyond the course: scores as probabilities
+    return image, output, torch.topk(probs, k)
 
 
 def log_predictions(logdir: Path, seen: list, classes: list[str], checkpoint_path: Path,
@@ -253,8 +264,12 @@ def main(argv=None) -> int:
         # 3. 预测 / predict
         if centre is not None:
             image = centre(image)
-        image, top = predict(model, image, device, k)
+        image, output, top = predict(model, image, device, k)
         print(f"{image_path}  ({original} -> RGB 32x32)")
+        if args.verbose:          # the course's own prints: the batch of one, the 10 scores
+            print(f"  image.shape: {image.shape}")
+            print(f"  output: {output.cpu()}")
+            print(f"  output.argmax(1): {output.argmax(1).cpu()} ({classes[output.argmax(1).item()]})")
         for rank, (p, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
             print(f"  {rank:>{len(str(k))}}. {classes[idx]:<12} {p:7.2%}")
         seen.append((image_path, original, picture, image[0].cpu(), top))

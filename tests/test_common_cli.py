@@ -1,8 +1,10 @@
+import argparse
 from pathlib import Path
 
 import pytest
 
 from common import cli, paths
+from conftest import SCRIPTS, load_script
 
 
 @pytest.mark.repository_defaults
@@ -41,6 +43,16 @@ def test_help_names_every_default(capsys):
                  "--batch-size", "--epochs", "--lr", "--seed"]:
         assert flag in out
     assert "(default: 64)" in out and "(default: 0.01)" in out and "(default: auto)" in out
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCRIPTS.glob("p[0-9][0-9]_*.py")))
+def test_every_flag_of_every_script_says_its_default(name):
+    """--help is where a learner looks: each flag's text ends by naming what it does unset,
+    switches included (--fake-data: off, the real CIFAR-10)."""
+    parser = load_script(name).get_args_parser()
+    flags = [a for a in parser._actions
+             if a.option_strings and not isinstance(a, argparse._HelpAction)]
+    assert [a.option_strings[0] for a in flags if "(default" not in (a.help or "")] == []
 
 
 def test_entrypoint_error_and_interrupt(capsys):

@@ -35,7 +35,7 @@ def cases():
 
 
 def test_every_script_is_covered():
-    assert len(NAMES) == 21
+    assert len(NAMES) == 22
     flags = {flag for name in NAMES for a in numeric_flags(name)[1] for flag in a.option_strings}
     assert {"--batch-size", "--epochs", "--lr", "--seed", "--num-workers", "--momentum",
             "--topk", "--max-batches", "--crop-size", "--log-every"} <= flags
@@ -76,8 +76,11 @@ def test_good_values(parse, text, expected):
     (cli.positive_int, "1.5", "must be a whole number, 1 or more; not '1.5'"),
     (cli.positive_int, "ten", "must be a whole number, 1 or more; not 'ten'"),
     (cli.positive_float, "0.01x", "must be a number, above 0; not '0.01x'"),
-    (cli.positive_float, "nan", "must be above 0, not nan"),
-    (cli.positive_float, "-inf", "must be above 0, not -inf"),
+    (cli.positive_float, "nan", "must be a finite number, above 0; not nan"),
+    (cli.positive_float, "-inf", "must be a finite number, above 0; not -inf"),
+    (cli.positive_float, "inf", "must be a finite number, above 0; not inf"),
+    (cli.positive_float, "-1", "must be above 0, not -1"),
+    (cli.momentum_float, "nan", "must be a finite number, 0 or more and below 1; not nan"),
     (cli.seed_int, str(2**32), f"must be 0 to {2**32 - 1}, not {2**32}"),
     (cli.momentum_float, "1", "must be 0 or more and below 1, not 1"),
     (cli.positive_int_or_all, "none", "must be 1 or more, or all; not none"),

@@ -972,8 +972,8 @@ def test_absent_device_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flag, value, words", [
-    ("--lr", "nan", "above 0, not nan"),
-    ("--lr", "inf", "above 0, not inf"),
+    ("--lr", "nan", "a finite number, above 0; not nan"),
+    ("--lr", "inf", "a finite number, above 0; not inf"),
     ("--momentum", "1", "0 or more and below 1, not 1"),
     ("--log-every", "0", "1 or more, not 0"),
 ])

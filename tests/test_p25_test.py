@@ -289,6 +289,13 @@ def test_what_the_model_was_trained_on_is_printed(ants_bees, tmp_path, monkeypat
     assert p25.main([str(tmp_path / "r.png"), "--checkpoint-dir", str(tmp_path / "ckpt"),
                      "--verbose"]) == 0
     out = capsys.readouterr().out
+    # --verbose: the course's prints, the top class of output.argmax(1) being the top-1 line
+    ((best, _), *_), = _predictions(out).values()
+    assert "\n  image.shape: torch.Size([1, 3, 32, 32])\n" in out
+    scores = re.findall(r"\n  output: tensor\(\[\[(.+?)\]\]\)\n", out, re.S)
+    assert len(scores) == 1 and len(scores[0].split(",")) == 10
+    (argmax, name), = re.findall(r"\n  output.argmax\(1\): tensor\(\[(\d)\]\) \((\w+)\)\n", out)
+    assert name == best == CIFAR10_CLASSES[int(argmax)]
     accuracy = checkpoint.load(_last(tmp_path / "ckpt"))["test_accuracy"]
     assert (f"trained on: synthetic --fake-data pictures (64 images, no photographs), 1 epoch; "
             f"test accuracy {accuracy:.4f} of 16 test images\n") in out
@@ -360,12 +367,14 @@ def test_predict_runs_the_picture_on_the_models_device_and_ranks_the_classes():
     image = torch.rand(3, 32, 32)
     # on the meta device (a stand-in for a GPU): a picture left on the CPU would fail there
     meta = torch.device("meta")
-    seen, top = p25.predict(GST().to(meta).eval(), image, meta, 3)
+    seen, output, top = p25.predict(GST().to(meta).eval(), image, meta, 3)
     assert seen.device == top.values.device == meta and seen.shape == (1, 3, 32, 32)
+    assert output.device == meta and output.shape == (1, 10)
     # on the CPU, against the softmax computed here
     gst = GST().eval()
-    seen, top = p25.predict(gst, image, torch.device("cpu"), 4)
+    seen, output, top = p25.predict(gst, image, torch.device("cpu"), 4)
     with torch.no_grad():
+        assert torch.equal(output, gst(image[None]))
         probs = torch.softmax(gst(image[None]), 1)[0]
     assert top.indices.tolist() == probs.argsort(descending=True)[:4].tolist()
     assert top.values.tolist() == pytest.approx(probs.sort(descending=True).values[:4].tolist())
@@ -390,3 +399,25 @@ def test_a_bare_state_dict_of_other_classes_and_a_mismatch_are_named(tmp_path, c
     assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad} is a checkpoint for a different architecture than GST")
+
+
+def test_a_model_from_a_stopped_run_says_so_and_how_to_finish_it(tmp_path, capsys):
+    """A run stopped with Ctrl-C left its last epoch's checkpoint: p25 loads it (the newest
+    run's last epoch) but says it is 2 of the 40 epochs asked for, and how to go on."""
+    _picture(RED).save(tmp_path / "r.png")
+    for planned, run in [(40, "20260101-000000"), (2, "20260102-000000")]:
+        path = checkpoint.save({"arch": "GST", "model": GST().state_dict(), "epoch": 1,
+                                "args": {"epochs": planned, "fake_data": True},
+                                "test_accuracy": 0.194}, tmp_path / run / "gst_1.pth")
+        assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(path),
+                         "--logdir", str(tmp_path / "logs")]) == 0
+        out = capsys.readouterr().out
+        notes = [line for line in out.splitlines() if line.startswith("note: its run")]
+        if planned == 40:
+            assert "pictures (no photographs), 2 of 40 epochs; test accuracy 0.1940\n" in out
+            assert notes == [f"note: its run stopped after epoch 2 of 40 (or is still training): "
+                             f"finish it with {cli.command_line(p25.TRAINER_SCRIPT, '--resume', path)}"
+                             ", or name another model with --checkpoint"]
+        else:                                     # a finished run: its epochs, and no note
+            assert "pictures (no photographs), 2 epochs; test accuracy 0.1940\n" in out
+            assert notes == []
