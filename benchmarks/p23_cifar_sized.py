@@ -25,7 +25,7 @@ import torchvision.datasets.cifar as cifar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))        # run as a file: the repository's scripts/ (p23) importable
 
-from common import checkpoint, data  # noqa: E402
+from common import data, disk  # noqa: E402
 from common.model import CIFAR10_CLASSES  # noqa: E402
 from scripts import p23_train  # noqa: E402  (importing it runs nothing)
 
@@ -47,7 +47,7 @@ def write_cifar_format(root: Path) -> None:
             files[name] = {"data": rows, "labels": labels.tolist()}
     files["batches.meta"] = {"label_names": list(CIFAR10_CLASSES)}   # last: marks it whole
     for name, content in files.items():        # each atomically: a cache is whole or absent
-        checkpoint.atomic_write(folder / name, lambda f, c=content: pickle.dump(c, f))
+        disk.atomic_write(folder / name, lambda f, c=content: pickle.dump(c, f))
 
 
 def main(argv=None) -> int:

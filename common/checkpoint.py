@@ -17,11 +17,9 @@ are pickles: loading one runs whatever the file says, so it needs ``trust_pickle
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,80 +32,9 @@ class PickleRefused(UserError):
     """A whole pickled model, refused because ``trust_pickle`` is False."""
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None], *,
-                 option: str | None = None) -> Path:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it into place.
-
-    A crash or Ctrl-C at any moment leaves either the old file or the complete new one
-    under ``path``, never a half-written one. A write that fails (a full disk, a file-size
-    limit, a folder that can't be written) is one :class:`~common.disk.WriteError` line
-    naming ``path``, its hint naming ``option``, how to put the file elsewhere
-    (``"--checkpoint-dir DIR"``).
-    """
-    path = Path(path)
-    disk.make_dir(path.parent, option)
-    f = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it 0600; a saved file follows the umask
-            with os.fdopen(fd, "wb") as raw:
-                f = _Remembering(raw)
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except Exception as e:
-        # torch.save calls f.write from C++, and a failed write comes out of it as a
-        # RuntimeError ("unexpected pos ..."): the OSError it began as is remembered.
-        failure = e if isinstance(e, OSError) else getattr(f, "error", None)
-        if failure is None or not disk.is_write_failure(failure):
-            raise
-        failure.filename = None      # the temporary file's name would mislead: name path
-        raise disk.failed(path, failure, option) from None
-    return path
-
-
-class _Remembering:
-    """A file that remembers the ``OSError`` its ``write`` raised, for whoever swallows it."""
-
-    def __init__(self, f: BinaryIO):
-        self._f, self.error = f, None
-
-    def write(self, b) -> int:
-        try:
-            return self._f.write(b)
-        except OSError as e:
-            self.error = e
-            raise
-
-    def __getattr__(self, name):
-        return getattr(self._f, name)
-
-
 def save(obj: Any, path: Path, *, option: str | None = None) -> Path:
-    """``torch.save(obj)`` to ``path``, atomically (see :func:`atomic_write`)."""
-    return atomic_write(path, lambda f: torch.save(obj, f), option=option)
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the system says it (Linux 4.7+:
-    ``Umask:`` in /proc/self/status). Elsewhere ``os.umask`` is the only way to read it, and
-    it sets a new one: it is set back at once, but another thread creating a file in between
-    would get the wrong mode, so that is the fallback, not the rule."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """``torch.save(obj)`` to ``path``, atomically (see :func:`common.disk.atomic_write`)."""
+    return disk.atomic_write(path, lambda f: torch.save(obj, f), option=option)
 
 
 def load(path: Path, *, map_location: str | torch.device = "cpu",

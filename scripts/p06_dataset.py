@@ -28,7 +28,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from common import cli, disk, paths
-from common.checkpoint import atomic_write
 from common.cli import UserError
 from common.data import open_image
 
@@ -99,7 +98,7 @@ def write_label_files(root_dir: str, target_dir: str, option: str) -> tuple[str,
         # The course: with open(label_path, 'w') as f: f.write(label). That empties the file
         # first, so a write that fails (a full disk) loses the label a rerun was rewriting;
         # here it is written beside it and renamed over it once whole (a failure is one line).
-        atomic_write(Path(label_path), lambda f: f.write(label.encode()), option=option)
+        disk.atomic_write(Path(label_path), lambda f: f.write(label.encode()), option=option)
     return out_dir, img_path
 
 

@@ -841,7 +841,7 @@ def run(args, argv, given, world, device) -> int:
         }
         # written atomically too: a reader never sees half a JSON object
         try:
-            checkpoint.atomic_write(args.metrics, lambda f: f.write(
+            disk.atomic_write(args.metrics, lambda f: f.write(
                 (json.dumps(metrics, indent=2) + "\n").encode()), option="--metrics PATH")
         except disk.WriteError as e:
             raise e.with_hint(f"The training itself finished: every checkpoint is saved, the "

@@ -45,14 +45,14 @@ def test_the_umask_is_read_without_being_changed(tmp_path, umask_027, monkeypatc
 
     with monkeypatch.context() as m:
         m.setattr(os, "umask", no_umask)
-        assert checkpoint._umask() == 0o027
+        assert disk._umask() == 0o027
         path = checkpoint.save({"epoch": 1}, tmp_path / "gst_1.pth")
     assert path.stat().st_mode & 0o777 == 0o640
     # where /proc/self/status is not there (macOS, Windows): os.umask, set back at once
     real_open = open
     monkeypatch.setattr("builtins.open", lambda f, *a, **k: (_ for _ in ()).throw(OSError())
                         if f == "/proc/self/status" else real_open(f, *a, **k))
-    assert checkpoint._umask() == 0o027 and checkpoint._umask() == 0o027
+    assert disk._umask() == 0o027 and disk._umask() == 0o027
 
 
 def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
@@ -197,7 +197,7 @@ def test_the_file_being_written_is_hidden_and_named_for_what_it_becomes(tmp_path
         seen.extend(os.listdir(tmp_path))
         f.write(b"x")
 
-    checkpoint.atomic_write(tmp_path / "gst_0.pth", write)
+    disk.atomic_write(tmp_path / "gst_0.pth", write)
     assert len(seen) == 1 and re.fullmatch(r"\.gst_0\.pth\.\w{8}\.tmp", seen[0]), seen
     assert os.listdir(tmp_path) == ["gst_0.pth"]
 
@@ -205,7 +205,7 @@ def test_the_file_being_written_is_hidden_and_named_for_what_it_becomes(tmp_path
 def test_a_folder_that_cannot_be_made_names_the_option(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(disk.WriteError) as caught:
-        checkpoint.atomic_write(tmp_path / "file" / "ck" / "gst_0.pth", lambda f: f.write(b"x"),
+        disk.atomic_write(tmp_path / "file" / "ck" / "gst_0.pth", lambda f: f.write(b"x"),
                                 option="--checkpoint-dir DIR")
     assert str(caught.value) == (f"cannot write {tmp_path / 'file' / 'ck'}: a part of the path "
                                  "is a file, not a folder; name a folder, not a file, with "
@@ -221,9 +221,9 @@ def test_ctrl_c_just_after_the_rename_is_still_ctrl_c(tmp_path, monkeypatch):
         real_replace(src, dst)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint.os, "replace", replace_then_ctrl_c)
+    monkeypatch.setattr(disk.os, "replace", replace_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.atomic_write(tmp_path / "gst_0.pth", lambda f: f.write(b"whole"))
+        disk.atomic_write(tmp_path / "gst_0.pth", lambda f: f.write(b"whole"))
     assert os.listdir(tmp_path) == ["gst_0.pth"]
     assert (tmp_path / "gst_0.pth").read_bytes() == b"whole"
 
@@ -235,10 +235,10 @@ def test_errors_that_are_no_failed_write_come_out_as_themselves(tmp_path):
         raise OSError(errno.EIO, "Input/output error")
 
     with pytest.raises(OSError) as caught:
-        checkpoint.atomic_write(tmp_path / "a.pth", disk_error)
+        disk.atomic_write(tmp_path / "a.pth", disk_error)
     assert type(caught.value) is OSError and caught.value.errno == errno.EIO
     with pytest.raises(ValueError, match="null"):       # before any file was opened
-        checkpoint.atomic_write(tmp_path / "a\0b.pth", lambda f: f.write(b"x"))
+        disk.atomic_write(tmp_path / "a\0b.pth", lambda f: f.write(b"x"))
     assert os.listdir(tmp_path) == []
 
 

@@ -16,10 +16,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # What tools/mutation.sh mutates, by group: (label, file, mutant name patterns); the group's
-# short name is its file's stem (data, checkpoint, p23_train, p24_train_gpu, p25_test)
+# short name is its file's stem (data, checkpoint, disk, p23_train, p24_train_gpu, p25_test)
 GROUPS = [
     ("common/data.py", "common/data.py", ["common.data.*"]),
     ("common/checkpoint.py", "common/checkpoint.py", ["common.checkpoint.*"]),
+    ("common/disk.py: atomic_write", "common/disk.py",
+     ["common.disk.x_atomic_write__mutmut_*", "common.disk.x__umask__mutmut_*",
+      "common.disk.xǁ_Rememberingǁ*"]),
     ("p23: train_step, make_train_step, train, test, per_class_accuracy",
      "scripts/p23_train.py",
      [f"scripts.p23_train.x_{f}__mutmut_*" for f in
@@ -34,6 +37,8 @@ QUICK_TESTS = {
     "data": ["tests/test_common_data.py", "tests/test_common_download.py"],
     "checkpoint": ["tests/test_common_checkpoint.py", "tests/test_p22_model_save_load.py",
                    "tests/test_disk_writes.py"],
+    "disk": ["tests/test_common_checkpoint.py", "tests/test_disk_writes.py",
+             "tests/test_p06_dataset.py"],
     "p23_train": ["tests/test_p23_train.py"],
     "p24_train_gpu": ["tests/test_p24_train_gpu.py"],
     "p25_test": ["tests/test_p25_test.py"],
