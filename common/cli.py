@@ -303,10 +303,17 @@ def command_line(script: str | Path, *args: str | Path, launcher: list[str] | No
     if launcher is None:
         name = Path(sys.executable).name
         on_path = shutil.which(name)
-        launcher = [name if on_path and Path(on_path).resolve() == Path(sys.executable).resolve()
+        launcher = [name if on_path and _same_place(Path(on_path), Path(sys.executable))
                     else sys.executable]
     return shlex.join([*launcher, *(shown(a) if isinstance(a, Path) else str(a)
                                     for a in (script, *args))])
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file name in one folder (folder links followed). Not
+    the file itself: a venv's ``bin/python`` links to the Python it was made from, and only
+    run by its own path does it see the venv's packages."""
+    return a.name == b.name and a.parent.resolve() == b.parent.resolve()
 
 
 def without(argv: list[str], flag: str) -> list[str]:

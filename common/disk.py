@@ -1,5 +1,6 @@
 """Writing to disk: output folders checked before the work, free space checked before a big
-file, and a failed write said in one line.
+file, every file written whole or not at all (:func:`atomic_write`), and a failed write said
+in one line.
 
 A full disk, a file-size limit, a read-only or someone else's folder, a path that runs
 through a file: each makes a write fail with an ``OSError`` deep inside ``torch.save``, a

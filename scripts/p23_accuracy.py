@@ -11,7 +11,8 @@ What to look at (each value after the expression that gave it):
   - print(a): tensor(5), and print(a.item()): 5 (a number, no "tensor");
   - outputs.argmax(1): tensor([1, 1]) for outputs [[0.1, 0.2], [0.3, 0.4]] (从横向看: the
     column of each row's largest score), and outputs.argmax(0): tensor([0, 1]) for
-    [[0.1, 0.2], [0.05, 0.4]] (从纵向看: the row of each column's largest);
+    [[0.1, 0.2], [0.05, 0.4]] (从纵向看: the row of each column's largest), where
+    argmax(1) is still tensor([1, 1]);
   - preds == targets: tensor([False,  True]) for targets [0, 1], and its sum, tensor(1):
     one of the two images right, an accuracy of 0.5.
 It runs on the CPU, as in the course: two images, two classes.
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
 
     # 1. 关于.item() / .item(): a tensor of one element as a plain Python number
     a = torch.tensor(5)
-    # (!r: an f-string's plain {a} would format a one-element tensor as its number, like .item())
+    # (!r: an f-string's plain {a} would format a 0-dim tensor as its number, like .item())
     print(f"print(a): {a!r}")
     print(f"print(a.item()): {a.item()!r}")
 
@@ -45,11 +46,13 @@ def main(argv=None) -> int:
                             [0.3, 0.4]])
     print(f"outputs:\n{outputs!r}")
     print(f"outputs.argmax(1): {outputs.argmax(1)!r}")     # 从横向看 / along each row
-    # The course changes one score for argmax(0), so that the two columns' answers differ.
+    # The course changes one score for argmax(0): on the first outputs, down each column
+    # also gives [1, 1]. Here the two directions differ.
     outputs = torch.tensor([[0.1, 0.2],
                             [0.05, 0.4]])
     print(f"outputs:\n{outputs!r}")
     print(f"outputs.argmax(0): {outputs.argmax(0)!r}")     # 从纵向看 / down each column
+    print(f"outputs.argmax(1): {outputs.argmax(1)!r}")     # (beside it: along each row again)
 
     # 3. 正确率 / accuracy: the predicted class of each image against its target
     outputs = torch.tensor([[0.1, 0.2],

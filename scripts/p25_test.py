@@ -37,7 +37,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from common import checkpoint, cli, figures, runs
+from common import checkpoint, cli, figures, paths, runs
 from common.data import upright
 from common.device import get_device
 from common.writer import make_writer, need_logdir
@@ -116,14 +116,17 @@ def training_record(obj, path: Path) -> list[str]:
     tested = f" of {source['test_images']} test images" if "test_images" in source else ""
     epochs = obj["epoch"] + 1
     planned = args.get("epochs")
-    stopped = isinstance(planned, int) and epochs < planned
-    trained = f"{epochs} of {planned} epochs" if stopped else cli.counted(epochs, "epoch")
+    early = isinstance(planned, int) and epochs < planned
+    trained = f"{epochs} of {planned} epochs" if early else cli.counted(epochs, "epoch")
     lines = [f"trained on: {what}, {trained}; test accuracy "
              + (f"{accuracy:.4f}{tested}" if accuracy is not None else "not recorded")]
-    if stopped:      # the newest run was stopped (Ctrl-C), or is still training
-        lines.append(f"note: its run stopped after epoch {epochs} of {planned} (or is still "
-                     f"training): finish it with {cli.command_line(TRAINER_SCRIPT, '--resume', path)}"
-                     ", or name another model with --checkpoint")
+    # The last checkpoint of its run, short of the epochs asked for: that run was stopped
+    # (Ctrl-C), or it is still training. (An earlier epoch of any run is simply that epoch.)
+    run = runs.checkpoints_of(path.parent)
+    if early and run and run[-1].resolve() == path.resolve():
+        lines.append(f"note: its run ended after epoch {epochs} of {planned}, or is still "
+                     f"training. If it was stopped, {resume_command(path, args)} finishes it; "
+                     "or name another model with --checkpoint")
     if kind == "fake-data":
         lines.append("note: this model has only ever seen --fake-data's coloured stripes, never a "
                      "photograph: for a real picture its answer is a guess. Train on CIFAR-10 "
@@ -145,6 +148,19 @@ def read_image(path: Path, transform) -> tuple[torch.Tensor, str, Image.Image]:
     picture.thumbnail((THUMBNAIL, THUMBNAIL))       # for TensorBoard: a phone photo is huge
     image = transform(image)
     return image, original, picture
+
+
+def resume_command(path: Path, args: dict) -> str:
+    """The p23 command that goes on with the run of checkpoint ``path``, trained with
+    ``args``: its folders and device too, where they were not p23's defaults."""
+    own = []
+    for flag, key, default in [("--checkpoint-dir", "checkpoint_dir", paths.CHECKPOINT_DIR),
+                               ("--logdir", "logdir", paths.LOGS_DIR)]:
+        if args.get(key) and Path(args[key]).resolve() != default.resolve():
+            own += [flag, Path(args[key])]
+    if args.get("device") not in (None, "auto"):
+        own += ["--device", args["device"]]
+    return cli.command_line(TRAINER_SCRIPT, "--resume", path, *own)
 
 
 def folder_hint(folder: Path) -> str:
@@ -264,10 +280,11 @@ def main(argv=None) -> int:
         # 3. 预测 / predict
         if centre is not None:
             image = centre(image)
-        image, output, top = predict(model, image, device, k)
         print(f"{image_path}  ({original} -> RGB 32x32)")
-        if args.verbose:          # the course's own prints: the batch of one, the 10 scores
+        if args.verbose:          # the course's own prints: the transformed image's shape...
             print(f"  image.shape: {image.shape}")
+        image, output, top = predict(model, image, device, k)
+        if args.verbose:          # ...and the model's scores, one a class, and the best one
             print(f"  output: {output.cpu()}")
             print(f"  output.argmax(1): {output.argmax(1).cpu()} ({classes[output.argmax(1).item()]})")
         for rank, (p, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):

@@ -127,3 +127,26 @@ def test_without_drops_a_flag_and_its_value_in_either_spelling():
 def test_counted_is_plural_but_for_one():
     assert [cli.counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
     assert [cli.counted(n, "class", "classes") for n in (1, 10)] == ["1 class", "10 classes"]
+
+
+def test_a_printed_command_says_python_only_where_the_shell_finds_this_interpreter(
+        tmp_path, monkeypatch):
+    """An activated venv: `python`. A venv run by its path, with the Python it links to first
+    on PATH: its full path, since `python` there would lack the venv's packages (torch)."""
+    base = tmp_path / "base" / "bin"
+    venv = tmp_path / "venv" / "bin"
+    for folder in (base, venv):
+        folder.mkdir(parents=True)
+    (base / "python").write_text("#!/bin/sh\n")
+    (base / "python").chmod(0o755)
+    (venv / "python").symlink_to(base / "python")      # as `python -m venv` makes it
+    monkeypatch.setattr(cli.sys, "executable", str(venv / "python"))
+    monkeypatch.setenv("PATH", f"{venv}:{base}")                     # activated
+    assert cli.command_line("scripts/p23_train.py", "--resume", "last") == (
+        "python scripts/p23_train.py --resume last")
+    monkeypatch.setenv("PATH", str(base))                           # not activated
+    assert cli.command_line("scripts/p23_train.py") == f"{venv / 'python'} scripts/p23_train.py"
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))           # no python on PATH
+    assert cli.command_line("x.py") == f"{venv / 'python'} x.py"
+    launched = cli.command_line("x.py", launcher=["torchrun", "--standalone"])
+    assert launched == "torchrun --standalone x.py"

@@ -31,9 +31,14 @@ def out():
     return buffer.getvalue()
 
 
+def values(out, expression):
+    """Each value the script printed after ``expression: ``, in order."""
+    return re.findall(rf"^{re.escape(expression)}: (.+)$", out, re.M)
+
+
 def value(out, expression):
-    """What the script printed after ``expression: ``."""
-    (found,) = re.findall(rf"^{re.escape(expression)}: (.+)$", out, re.M)
+    """The one value the script printed after ``expression: ``."""
+    (found,) = values(out, expression)
     return found
 
 
@@ -43,14 +48,16 @@ def test_item_turns_the_tensor_into_a_number(out):
 
 
 def test_argmax_along_rows_and_down_columns(out):
-    along_rows = [argmax_by_hand(row) for row in ROWS]
+    along_rows = [[argmax_by_hand(row) for row in rows] for rows in (ROWS, ROWS_FOR_ARGMAX_0)]
     down_columns = [argmax_by_hand([row[c] for row in ROWS_FOR_ARGMAX_0]) for c in range(2)]
-    assert along_rows == [1, 1] and down_columns == [0, 1]   # the oracle gives the course's
-    assert value(out, "outputs.argmax(1)") == f"tensor({along_rows})"
+    assert along_rows == [[1, 1], [1, 1]] and down_columns == [0, 1]   # the course's values
+    # argmax(1) on both outputs, argmax(0) on the second: the two directions differ there
+    assert values(out, "outputs.argmax(1)") == [f"tensor({r})" for r in along_rows]
     assert value(out, "outputs.argmax(0)") == f"tensor({down_columns})"
     # each result is printed under the outputs it came from
-    assert out.index("[0.3000, 0.4000]]") < out.index("outputs.argmax(1)")
-    assert out.index("[0.0500, 0.4000]]") < out.index("outputs.argmax(0)")
+    second = out.index("[0.0500, 0.4000]]")
+    assert out.index("[0.3000, 0.4000]]") < out.index("outputs.argmax(1)") < second
+    assert second < out.index("outputs.argmax(0)")
 
 
 def test_the_right_answers_and_the_accuracy(out):

@@ -291,7 +291,7 @@ def test_what_the_model_was_trained_on_is_printed(ants_bees, tmp_path, monkeypat
     out = capsys.readouterr().out
     # --verbose: the course's prints, the top class of output.argmax(1) being the top-1 line
     ((best, _), *_), = _predictions(out).values()
-    assert "\n  image.shape: torch.Size([1, 3, 32, 32])\n" in out
+    assert "\n  image.shape: torch.Size([3, 32, 32])\n" in out     # before the reshape
     scores = re.findall(r"\n  output: tensor\(\[\[(.+?)\]\]\)\n", out, re.S)
     assert len(scores) == 1 and len(scores[0].split(",")) == 10
     (argmax, name), = re.findall(r"\n  output.argmax\(1\): tensor\(\[(\d)\]\) \((\w+)\)\n", out)
@@ -401,23 +401,38 @@ def test_a_bare_state_dict_of_other_classes_and_a_mismatch_are_named(tmp_path, c
     assert err.startswith(f"error: {bad} is a checkpoint for a different architecture than GST")
 
 
-def test_a_model_from_a_stopped_run_says_so_and_how_to_finish_it(tmp_path, capsys):
-    """A run stopped with Ctrl-C left its last epoch's checkpoint: p25 loads it (the newest
-    run's last epoch) but says it is 2 of the 40 epochs asked for, and how to go on."""
+def test_a_model_from_a_stopped_run_says_so_and_its_command_finishes_that_run(
+        tmp_path, monkeypatch, capsys):
+    """A run stopped (Ctrl-C) after epoch 1 of 2 left gst_0.pth: p25 loads it, says "1 of 2
+    epochs", and prints the command that finishes that very run (its folders are not the
+    defaults here). Once finished, its gst_0.pth is just an earlier epoch: no note."""
+    from common import data
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    p23 = load_script("p23_train")
+    folders = ["--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert p23.main(["--fake-data", "--epochs", "2", *folders]) == 0
+    (run,) = (tmp_path / "ckpt" / "p23_train").iterdir()
+    (run / "gst_1.pth").unlink()                  # as if stopped during epoch 2
     _picture(RED).save(tmp_path / "r.png")
-    for planned, run in [(40, "20260101-000000"), (2, "20260102-000000")]:
-        path = checkpoint.save({"arch": "GST", "model": GST().state_dict(), "epoch": 1,
-                                "args": {"epochs": planned, "fake_data": True},
-                                "test_accuracy": 0.194}, tmp_path / run / "gst_1.pth")
-        assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(path),
+    capsys.readouterr()
+    assert p25.main([str(tmp_path / "r.png"), *folders]) == 0
+    out = capsys.readouterr().out
+    assert "pictures (64 images, no photographs), 1 of 2 epochs; test accuracy " in out
+    (note,) = [line for line in out.splitlines() if line.startswith("note: its run")]
+    command = re.fullmatch(r"note: its run ended after epoch 1 of 2, or is still training\. If "
+                           r"it was stopped, (.+) finishes it; or name another model with "
+                           r"--checkpoint", note).group(1)
+    argv = shlex.split(command)
+    assert argv[1:4] == [str(REPO / "scripts" / "p23_train.py"), "--resume",
+                         str(run / "gst_0.pth")]
+    assert p23.main(argv[2:]) == 0                # pasted: it finishes the same run
+    assert sorted(p.name for p in run.iterdir()) == ["gst_0.pth", "gst_1.pth"]
+    assert [p.name for p in (tmp_path / "logs" / "p23_train").iterdir()] == [run.name]
+    for name, said in [("gst_1.pth", "2 epochs;"), ("gst_0.pth", "1 of 2 epochs;")]:
+        capsys.readouterr()
+        assert p25.main([str(tmp_path / "r.png"), "--checkpoint", str(run / name),
                          "--logdir", str(tmp_path / "logs")]) == 0
         out = capsys.readouterr().out
-        notes = [line for line in out.splitlines() if line.startswith("note: its run")]
-        if planned == 40:
-            assert "pictures (no photographs), 2 of 40 epochs; test accuracy 0.1940\n" in out
-            assert notes == [f"note: its run stopped after epoch 2 of 40 (or is still training): "
-                             f"finish it with {cli.command_line(p25.TRAINER_SCRIPT, '--resume', path)}"
-                             ", or name another model with --checkpoint"]
-        else:                                     # a finished run: its epochs, and no note
-            assert "pictures (no photographs), 2 epochs; test accuracy 0.1940\n" in out
-            assert notes == []
+        assert f"no photographs), {said} test accuracy" in out
+        assert "note: its run" not in out       # finished; gst_0 is only an earlier epoch

@@ -5,9 +5,10 @@
 # ([tool.mutmut]); the score and every survivor are in tests/README.md.
 #
 #   pip install -r requirements-dev.txt
-#   bash tools/mutation.sh                 # all of it: common/data.py, common/checkpoint.py and
-#                                          # the training, test and prediction functions of p23-25
-#   bash tools/mutation.sh p24_train_gpu   # one group (data, checkpoint, p23_train,
+#   bash tools/mutation.sh                 # all of it: common/data.py, common/checkpoint.py,
+#                                          # disk.atomic_write and the training, test and
+#                                          # prediction functions of p23-25
+#   bash tools/mutation.sh p24_train_gpu   # one group (data, checkpoint, disk, p23_train,
 #                                          # p24_train_gpu, p25_test), or several
 #   bash tools/mutation.sh "common.cli.*"  # any other mutants, by mutmut's names
 #   FRESH=1 bash tools/mutation.sh         # forget earlier results (mutants/) first
