@@ -47,6 +47,8 @@ class MyData(Dataset):  # MyData 继承 Dataset / MyData inherits from Dataset
     def __getitem__(self, idx):
         img_name = self.img_path[idx]
         img_item_path = os.path.join(self.root_dir, self.label_dir, img_name)
+        # the course: Image.open(img_item_path), which reads lazily and keeps the file open.
+        # open_image is that + load(): the pixels read now, the file closed, a bad file one line
         img = open_image(img_item_path)
         label = self.label_dir
         return img, label
