@@ -6,7 +6,8 @@ so a flag has one spelling, one meaning and one default everywhere::
     parser = argparse.ArgumentParser(description=__doc__, parents=[cli.device_flags()])
 
 ``@cli.entrypoint`` on ``main(argv) -> int`` prints ``error: ...`` on stderr and returns a
-non-zero code for a :class:`UserError`, instead of a traceback.
+non-zero code for a :class:`UserError`, instead of a traceback; Ctrl-C, and ``kill`` (SIGTERM),
+stop it the same clean way.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Callable
@@ -31,7 +33,32 @@ class UserError(Exception):
 
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130                       # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM       # 143
+
+
+class _Terminated:
+    """SIGTERM (``kill PID``, ``timeout``, a job scheduler's stop) raised as Ctrl-C is, so a
+    run stops the same clean way: what was saved is kept, and the line says how to go on.
+    Python's default for it is to die at once, silently. Not under torchrun, whose agent
+    stops its processes with SIGTERM and handles their exit itself."""
+    received = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.received = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def install(cls):
+        """The handler in place, returning the one it replaced (None: left as it was)."""
+        cls.received = False
+        if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:
+            return None
+        try:
+            return signal.signal(signal.SIGTERM, cls.handler)
+        except ValueError:                   # not the main thread: signals are not ours
+            return None
 
 
 def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
@@ -39,6 +66,7 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        previous = _Terminated.install()
         try:
             return main(*args, **kwargs)
         except UserError as e:
@@ -46,7 +74,10 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
             return EXIT_ERROR
         except KeyboardInterrupt as e:    # its message, where one says what was kept
             if not _which_process():      # under torchrun, rank 0 speaks for all
-                print(str(e) or "interrupted", file=sys.stderr)
+                print(str(e) or ("terminated" if _Terminated.received else "interrupted"),
+                      file=sys.stderr)
+            if _Terminated.received:
+                return EXIT_TERMINATED
             if getattr(e, "exit_at_once", False):   # see distributed.process_group
                 for stream in (sys.stdout, sys.stderr):
                     try:
@@ -70,6 +101,9 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
                 raise
             print(f"error: {_which_process()}{disk.failed(None, e)}", file=sys.stderr)
             return EXIT_ERROR
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -296,17 +330,24 @@ def given(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
 def command_line(script: str | Path, *args: str | Path, launcher: list[str] | None = None) -> str:
     """A shell line that runs ``script`` with ``args`` again, to print for pasting.
 
-    Paths are shown as :func:`shown` shows them. ``python`` is this
-    interpreter's name where the shell finds this very interpreter by it, else its full path;
-    ``launcher`` (``["torchrun", ...]``) replaces it.
+    Paths are shown as :func:`shown` shows them. The program (``python``, or ``launcher``'s
+    first word, ``["torchrun", ...]``) is the one beside this interpreter: by its name where
+    the shell finds that very one by it, else by its full path.
     """
-    if launcher is None:
-        name = Path(sys.executable).name
-        on_path = shutil.which(name)
-        launcher = [name if on_path and _same_place(Path(on_path), Path(sys.executable))
-                    else sys.executable]
-    return shlex.join([*launcher, *(shown(a) if isinstance(a, Path) else str(a)
-                                    for a in (script, *args))])
+    program, *words = launcher or [Path(sys.executable).name]
+    return shlex.join([_beside_python(program), *words,
+                       *(shown(a) if isinstance(a, Path) else str(a) for a in (script, *args))])
+
+
+def _beside_python(name: str) -> str:
+    """``name``, or the full path of the program of that name in this interpreter's folder
+    (a venv's ``bin``, with its ``torchrun``) where the shell would find another one, or none,
+    by the name: a venv used by its path, not activated. ``name`` where that folder lacks it."""
+    beside = Path(sys.executable).parent / name
+    on_path = shutil.which(name)
+    if (on_path and _same_place(Path(on_path), beside)) or not beside.exists():
+        return name
+    return str(beside)
 
 
 def _same_place(a: Path, b: Path) -> bool:

@@ -33,7 +33,7 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, ImageFolder, VisionDataset
 from torchvision.datasets.utils import check_integrity, extract_archive
 
-from common.download import fetch, partial_path
+from common.download import amount, fetch, partial_path
 from common.cli import UserError, reason
 from common import disk
 from common.model import CIFAR10_CLASSES
@@ -88,7 +88,7 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
     except OSError as e:
         raise UserError(f"cannot read CIFAR-10 in {root}: {reason(e)}") from None
     if not download:
-        raise UserError(f"CIFAR-10 is not in {root} and download is off. Place "
+        raise UserError(f"{_not_there(root)} and download is off. Place "
                         f"{CIFAR10.filename} (from {CIFAR10.url}) in {root}, or run with "
                         "--fake-data")
     made = [d for d in (root, *root.absolute().parents) if not d.exists()]  # mkdir -p makes these
@@ -101,7 +101,7 @@ def cifar10(root: Path, train: bool, transform=None, *, download: bool = True,
         if archive.exists():
             kept = f"{archive} is whole and the next run unpacks it"
         elif part.exists():
-            kept = f"{part} keeps {part.stat().st_size / 1e6:.1f} MB and the next run resumes it"
+            kept = f"{part} keeps {amount(part.stat().st_size)} and the next run resumes it"
         else:
             kept = "nothing was kept"
         raise KeyboardInterrupt(f"interrupted: the CIFAR-10 download stopped; {kept}") from None
@@ -156,9 +156,24 @@ def _download_lock(root: Path, made: list[Path]):
 
 def _cifar10_complete(root: Path) -> bool:
     """Whether ``root/cifar-10-batches-py/`` holds every file, each with torchvision's md5."""
+    return not _cifar10_damaged(root)
+
+
+def _cifar10_damaged(root: Path) -> list[str]:
+    """The files of ``root/cifar-10-batches-py/`` that are missing or fail their md5."""
     folder = root / CIFAR10.base_folder
-    return all(check_integrity(str(folder / name), md5)
-               for name, md5 in (*CIFAR10.train_list, *CIFAR10.test_list))
+    return [name for name, md5 in (*CIFAR10.train_list, *CIFAR10.test_list)
+            if not check_integrity(str(folder / name), md5)]
+
+
+def _not_there(root: Path) -> str:
+    """"CIFAR-10 is not in root", or, where its folder is there, what of it is wrong."""
+    folder = root / CIFAR10.base_folder
+    damaged = _cifar10_damaged(root) if folder.is_dir() else []
+    if not damaged:
+        return f"CIFAR-10 is not in {root}"
+    return (f"CIFAR-10 in {folder} is incomplete or damaged ({', '.join(damaged)}: missing, "
+            "or failing torchvision's md5 check)")
 
 
 def _fetch_cifar10(root: Path, mirrors) -> None:
@@ -189,10 +204,9 @@ def _fetch_cifar10(root: Path, mirrors) -> None:
             tried = "; ".join(f"{url} ({why})" for url, why in failures)
             part = partial_path(archive)
             if part.exists():
-                tried += (f"; {part} keeps {part.stat().st_size / 1e6:.1f} MB for the next "
-                          "run to resume")
+                tried += f"; {part} keeps {amount(part.stat().st_size)} for the next run to resume"
             raise UserError(
-                f"CIFAR-10 is not in {root} and no source could give it: {tried}. Download "
+                f"{_not_there(root)} and no source could give it: {tried}. Download "
                 f"{CIFAR10.filename} from any of them yourself into {root}/ (it is checked "
                 f"and unpacked on the next run), or name another copy with --mirror URL, or "
                 "run with --fake-data")
@@ -317,11 +331,18 @@ def upright_rgb_loader(path: str) -> Image.Image:
 def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:
     """``<folder>/<split>/<class>/<image>``: torchvision's ImageFolder, label = folder name."""
     folder = Path(folder)
+    if folder.is_file():
+        raise UserError(f"{folder} is a file: --image-folder takes the folder that holds "
+                        f"train/<class>/<image> and val/<class>/<image>")
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder}")
     split_dir = folder / split
     if not split_dir.is_dir():
-        raise UserError(f"{folder} has no {split}/ folder; expected {folder}/{split}/<class>/<image>")
+        inside = ""
+        if folder.name in ("train", "val") and (folder.parent / split).is_dir():
+            inside = f" ({folder} is one of them: name the folder above it, {folder.parent})"
+        raise UserError(f"{folder} has no {split}/ folder; expected "
+                        f"{folder}/{split}/<class>/<image>{inside}")
     try:
         return ImageFolder(str(split_dir), transform=transform, loader=upright_rgb_loader)
     except FileNotFoundError as e:     # no class folders, or no images in them

@@ -123,20 +123,20 @@ def _download(url: str, part: Path, timeout: float, give_up_when_slow: bool = Fa
                 if elapsed >= SLOW_WINDOW:
                     if give_up_when_slow and window_bytes / elapsed < MIN_SPEED:
                         raise SourceFailed(f"too slow ({window_bytes / elapsed / 1e3:.0f} kB/s) "
-                                           f"after {_size(f.tell())}; kept for the next source")
+                                           f"after {amount(f.tell())}; kept for the next source")
                     window_start, window_bytes = time.monotonic(), 0
                 try:
                     chunk = response.read1(CHUNK)   # what has come, not a full CHUNK
                 except (OSError, ValueError, http.client.HTTPException) as e:   # timeouts too
-                    raise SourceFailed(f"{_why(e)} after {_size(f.tell())}") from None
+                    raise SourceFailed(f"{_why(e)} after {amount(f.tell())}") from None
                 if not chunk:
                     break
                 f.write(chunk)
                 window_bytes += len(chunk)
                 bar.update(len(chunk))
             if total is not None and f.tell() < total:
-                raise SourceFailed(f"the connection closed after {_size(f.tell())} of "
-                                   f"{_size(total)}")
+                raise SourceFailed(f"the connection closed after {amount(f.tell())} of "
+                                   f"{amount(total)}")
     return resumed
 
 
@@ -150,7 +150,7 @@ def _write_failures_said(download, url: str, part: Path, option: str | None, **t
             raise
         kept = part.stat().st_size if part.exists() else 0
         raise disk.failed(part, e, option).with_hint(
-            f"{part.name} keeps {_size(kept)} for the next run to resume") from None
+            f"{part.name} keeps {amount(kept)} for the next run to resume") from None
 
 
 def _range_start(response) -> int | None:
@@ -165,5 +165,6 @@ def _why(e: BaseException) -> str:
     return re.sub(r"^\[Errno -?\d+\] ", "", reason(e))   # "Connection refused"
 
 
-def _size(n: int) -> str:
+def amount(n: int) -> str:
+    """``n`` bytes as the download lines say it: in bytes below 0.1 MB, else in MB of 1e6."""
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"

@@ -280,6 +280,9 @@ def load_data(args):
         train_images, train_targets, classes = data.image_folder_uint8(args.image_folder, "train")
         test_images, test_targets, _ = data.image_folder_uint8(args.image_folder, "val",
                                                                classes=classes)
+        if len(classes) < 2:       # one class: loss 0 and accuracy 1.0 from the first step
+            raise cli.UserError(f"{args.image_folder}/train has one class folder ({classes[0]}): a "
+                                "classifier learns to tell classes apart, so it needs two or more")
         return train_images, train_targets, test_images, test_targets, classes
     # The course passes transform=ToTensor() so the DataLoader converts each PIL image; here
     # the raw uint8 array becomes one tensor, converted a whole batch at a time on the device.
@@ -671,8 +674,10 @@ def run(args, argv, given, world, device) -> int:
                                 f"({e})") from None
         for group in optimizer.param_groups:                 # ...with this run's lr, momentum
             group.update(lr=learning_rate, momentum=args.momentum)
-        if "rng" in state:
-            generator.set_state(state["rng"])               # the shuffle goes on where it was
+        # the shuffle goes on where it was; another --seed given here shuffles by it from now
+        reseeded = "seed" in given and args.seed != (state.get("args") or {}).get("seed")
+        if "rng" in state and not reseeded:
+            generator.set_state(state["rng"])
         total_train_step = state.get("total_train_step", 0)
         total_test_step = state.get("total_test_step", start)
 

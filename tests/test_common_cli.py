@@ -1,4 +1,7 @@
 import argparse
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -68,6 +71,47 @@ def test_entrypoint_error_and_interrupt(capsys):
     assert capsys.readouterr().err == "error: no such file: x.png\n"
     assert interrupted([]) == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_sigterm_stops_a_script_as_ctrl_c_does_and_exits_143(capsys, monkeypatch):
+    """`kill PID` (SIGTERM), really sent: the same clean stop as Ctrl-C, with the script's
+    own line, exit 128 + 15; the handler is put back afterwards. Under torchrun, whose agent
+    stops its processes with SIGTERM, it is left alone."""
+    before = signal.getsignal(signal.SIGTERM)
+    epochs = []
+
+    @cli.entrypoint
+    def training(argv=None):
+        try:
+            for epoch in range(1, 1000):
+                epochs.append(epoch)
+                if epoch == 3:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"stopped during epoch {epoch}: gst_1.pth holds "
+                                    f"epoch {epoch - 1}") from None
+        return 0
+
+    assert training([]) == 143
+    assert capsys.readouterr().err == "stopped during epoch 3: gst_1.pth holds epoch 2\n"
+    assert epochs == [1, 2, 3]
+    assert signal.getsignal(signal.SIGTERM) == before
+
+    @cli.entrypoint
+    def bare(argv=None):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+    assert bare([]) == 143 and capsys.readouterr().err == "terminated\n"
+
+    @cli.entrypoint
+    def handler_inside(argv=None):
+        return signal.getsignal(signal.SIGTERM)
+
+    assert handler_inside([]) is not before                # installed for the run...
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert handler_inside([]) is before                    # ...but not under torchrun
 
 
 def test_an_interrupt_marked_exit_at_once_ends_the_process_after_its_line(capsys, monkeypatch):
@@ -149,4 +193,10 @@ def test_a_printed_command_says_python_only_where_the_shell_finds_this_interpret
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))           # no python on PATH
     assert cli.command_line("x.py") == f"{venv / 'python'} x.py"
     launched = cli.command_line("x.py", launcher=["torchrun", "--standalone"])
-    assert launched == "torchrun --standalone x.py"
+    assert launched == "torchrun --standalone x.py"              # no torchrun in the venv
+    (venv / "torchrun").write_text("#!/bin/sh\n")                 # pip's script in the venv
+    (venv / "torchrun").chmod(0o755)
+    launched = cli.command_line("x.py", launcher=["torchrun", "--standalone"])
+    assert launched == f"{venv / 'torchrun'} --standalone x.py"   # not activated: its path
+    monkeypatch.setenv("PATH", f"{venv}:{base}")                     # activated
+    assert cli.command_line("x.py", launcher=["torchrun"]) == "torchrun x.py"

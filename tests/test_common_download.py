@@ -375,10 +375,10 @@ def test_ctrl_c_keeps_the_partial_file_with_one_line(server, tmp_path, monkeypat
     assert p23.main(["--data-root", str(root), "--mirror", server.url("good"),
                      "--logdir", str(tmp_path / "logs")]) == 130
     part = root / "cifar-10-python.tar.gz.part"
-    assert error_line(capsys.readouterr().err, "interrupted") == (
-        f"interrupted: the CIFAR-10 download stopped; {part} keeps 0.0 MB and the next run "
-        "resumes it")
     kept = part.read_bytes()
+    assert error_line(capsys.readouterr().err, "interrupted") == (    # under 0.1 MB: in bytes
+        f"interrupted: the CIFAR-10 download stopped; {part} keeps {len(kept)} bytes and the "
+        "next run resumes it")
     assert left_in(root) == [part.name] and 3 * 4096 <= len(kept) < len(server.blob)
     assert kept == server.blob[:len(kept)]
 
@@ -482,7 +482,7 @@ def test_a_download_that_cannot_be_written_keeps_its_part_and_resumes(server, tm
     assert str(caught.value) == (
         f"cannot write {part}: the file is larger than this system allows (a file-size limit, "
         "ulimit -f); raise the limit (ulimit -f unlimited), or write elsewhere with --data-root DIR. "
-        f"{part.name} keeps {download._size(kept)} for the next run to resume")
+        f"{part.name} keeps {download.amount(kept)} for the next run to resume")
     assert server.requests == [("good", None)]                # a full disk: no other source tried
     assert len(data.cifar10(root, train=True, mirrors=[server.url("good")])) == 50
     assert server.requests[1] == ("good", f"bytes={kept}-")  # resumed where it stopped
@@ -533,6 +533,26 @@ def test_download_off_names_the_file_the_url_and_fake_data(tmp_path):
     assert str(caught.value) == (
         f"CIFAR-10 is not in {tmp_path} and download is off. Place cifar-10-python.tar.gz (from "
         f"{CIFAR10.url}) in {tmp_path}, or run with --fake-data")
+
+
+def test_a_damaged_unpacked_copy_is_named_as_damaged_not_missing(tmp_path, monkeypatch):
+    """cifar-10-batches-py/ there, with a file cut short and one gone: the line says which,
+    not that CIFAR-10 is absent. (Here a file "passes its md5" when it holds b"whole".)"""
+    monkeypatch.setattr(data, "check_integrity",
+                        lambda path, md5=None: Path(path).is_file()
+                        and Path(path).read_bytes() == b"whole")
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name, _ in (*CIFAR10.train_list, *CIFAR10.test_list):
+        (folder / name).write_bytes(b"whole")
+    (folder / "data_batch_3").write_bytes(b"who")       # cut short
+    (folder / "test_batch").unlink()
+    with pytest.raises(UserError) as caught:
+        data.cifar10(tmp_path, train=True, download=False)
+    assert str(caught.value) == (
+        f"CIFAR-10 in {folder} is incomplete or damaged (data_batch_3, test_batch: missing, or "
+        "failing torchvision's md5 check) and download is off. Place cifar-10-python.tar.gz "
+        f"(from {CIFAR10.url}) in {tmp_path}, or run with --fake-data")
 
 
 def test_a_copy_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
@@ -589,12 +609,12 @@ def test_ctrl_c_says_what_was_kept_whole_or_nothing(server, tmp_path, monkeypatc
 
 
 def test_megabytes_kept_are_millions_of_bytes(server, tmp_path, monkeypatch):
-    """50,000 bytes is 0.1 MB at one decimal (1e6 bytes to the MB, as download._size says),
-    in both the Ctrl-C line and the every-source-failed line."""
+    """120,000 bytes is 0.1 MB at one decimal (1e6 bytes to the MB, as download.amount says;
+    less than 0.1 MB is said in bytes), in both the Ctrl-C line and the every-source-failed line."""
     root = tmp_path / "data"
     root.mkdir()
     part = download.partial_path(root / CIFAR10.filename)
-    part.write_bytes(server.blob[:50_000])
+    part.write_bytes(server.blob[:120_000])
     with pytest.raises(UserError) as caught:
         data.cifar10(root, train=False, mirrors=[server.url("missing")])
     u = server.url

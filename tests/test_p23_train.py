@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -572,15 +574,18 @@ def test_a_second_run_leaves_the_first_runs_files_alone(tmp_path, monkeypatch, c
                    "for no more: nothing to train (add --epochs N, more than 2, to go on)\n")
 
 
-def _interrupt_in_second_epoch(monkeypatch, after_batches=3):
-    """Make p23's second call of train() see Ctrl-C after a few batches, as a user would."""
+def _interrupt_in_second_epoch(monkeypatch, after_batches=3, kill=False):
+    """Make p23's second call of train() see Ctrl-C after a few batches, as a user would;
+    ``kill``: a real SIGTERM sent to this process there instead (`kill PID`)."""
     real_train = p23.train
     calls = []
 
     def stops(loader):
         for n, batch in enumerate(loader):
             if n == after_batches:
-                raise KeyboardInterrupt
+                if not kill:
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
     def train(gst, step, loader, *args, **kwargs):
@@ -645,6 +650,22 @@ def test_ctrl_c_then_resume_equals_an_unbroken_run(tmp_path, monkeypatch, capsys
         assert torch.allclose(final["model"][k], v, rtol=0, atol=1e-6), k
 
 
+def test_kill_stops_a_run_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
+    """SIGTERM (`kill PID`, `timeout`, a scheduler's stop) in epoch 2: exit 143, not a silent
+    death; the finished epoch's checkpoint stays and the line says how to go on."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    with monkeypatch.context() as m:
+        _interrupt_in_second_epoch(m, kill=True)
+        assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
+                         *_paths(tmp_path)]) == 143
+    ckpt_dir = _run_checkpoints(tmp_path)
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("stopped during epoch 2 of 3: gst_0.pth holds epoch 1; go on "
+                              "with: ") and f"--resume {ckpt_dir / 'gst_0.pth'}" in err[-1]
+    assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
+
+
 def test_the_printed_resume_command_works_pasted_as_it_is(tmp_path, monkeypatch, capsys):
     # The ants/bees sample (20 training images, batch 4: 5 steps an epoch, train_loss every
     # step), 4 epochs, Ctrl-C in epoch 2; the line it prints is run in a shell, where the
@@ -706,6 +727,38 @@ def test_resume_overrides_forks_and_refuses_other_classes(tmp_path, monkeypatch,
     assert capsys.readouterr().err == (
         f"error: {run_ckpt / 'gst_2.pth'} was trained on classes {list(CIFAR10_CLASSES)}, "
         "but this data has ['ants', 'bees']\n")
+
+
+def test_resume_with_another_seed_shuffles_by_it_and_with_its_own_goes_on_exactly(
+        tmp_path, monkeypatch):
+    """--seed on --resume overrides the run's, as --resume's help says of every flag: the
+    shuffles from there on are the new seed's (repeatably); the run's own seed goes on as if
+    never stopped."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    run = ["--fake-data", "--batch-size", "8", "--momentum", "0.9", "--seed", "1"]
+    assert p23.main([*run, "--epochs", "3", *_paths(tmp_path, "ref")]) == 0
+    unbroken = checkpoint.load(_run_checkpoints(tmp_path, "ref") / "gst_2.pth")["model"]
+    assert p23.main([*run, "--epochs", "2", *_paths(tmp_path)]) == 0
+    gst_1 = _run_checkpoints(tmp_path) / "gst_1.pth"
+
+    def resumed(*flags):
+        name = f"from_{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(tmp_path / "run", tmp_path / name)
+        assert p23.main(["--resume", str(tmp_path / name / gst_1.relative_to(tmp_path / "run")),
+                         "--epochs", "3", *flags, *_paths(tmp_path, name)]) == 0
+        state = checkpoint.load(_run_checkpoints(tmp_path, name) / "gst_2.pth")
+        return state["model"], state["args"]["seed"]
+
+    def same(a, b):
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    own, own_seed = resumed("--seed", "1")
+    assert same(own, unbroken) and own_seed == 1        # its own seed: as if never stopped
+    assert same(resumed()[0], unbroken)                  # (and without --seed)
+    other, other_seed = resumed("--seed", "2")
+    assert other_seed == 2 and not same(other, unbroken)    # another order for epoch 3
+    assert same(resumed("--seed", "2")[0], other)            # ...the same each time
 
 
 def test_resume_last_without_a_run_is_one_line_with_the_command_that_starts_one(
@@ -931,6 +984,26 @@ def test_image_folder_errors(tmp_path, capsys):
     assert p23.main(["--image-folder", str(other), *_paths(tmp_path)]) == 1
     assert capsys.readouterr().err == (f"error: {other}/val has classes ['wasps'], "
                                        "but train/ has ['ants']\n")
+
+    pics = _image_folder(tmp_path / "pics", n_train=1, n_val=1)
+    assert p23.main(["--image-folder", str(pics / "train"), *_paths(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {pics / 'train'} has no train/ folder; expected {pics / 'train'}/train/<class>/"
+        f"<image> ({pics / 'train'} is one of them: name the folder above it, {pics})\n")
+    picture = pics / "train" / "ants" / "0.jpg"
+    assert p23.main(["--image-folder", str(picture), *_paths(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {picture} is a file: --image-folder takes the folder that holds "
+        "train/<class>/<image> and val/<class>/<image>\n")
+
+    one_class = tmp_path / "one_class"
+    for split in ("train", "val"):
+        (one_class / split / "ants").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(one_class / split / "ants" / "a.png")
+    assert p23.main(["--image-folder", str(one_class), *_paths(tmp_path)]) == 1
+    assert capsys.readouterr().err == (f"error: {one_class}/train has one class folder (ants): a "
+                                       "classifier learns to tell classes apart, so it needs "
+                                       "two or more\n")
 
     for resume in ([], ["--resume", "last"]):     # (not a "start one with" that fails so)
         assert p23.main([*resume, "--image-folder", str(other), "--fake-data",
