@@ -283,6 +283,9 @@ def load_data(args):
         if len(classes) < 2:       # one class: loss 0 and accuracy 1.0 from the first step
             raise cli.UserError(f"{args.image_folder}/train has one class folder ({classes[0]}): a "
                                 "classifier learns to tell classes apart, so it needs two or more")
+        print(f"your pictures: {args.image_folder} (train/ and val/), "
+              f"{cli.counted(len(classes), 'class', 'classes')}: {', '.join(classes)}; "
+              "each resized to 32x32")
         return train_images, train_targets, test_images, test_targets, classes
     # The course passes transform=ToTensor() so the DataLoader converts each PIL image; here
     # the raw uint8 array becomes one tensor, converted a whole batch at a time on the device.

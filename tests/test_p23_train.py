@@ -941,7 +941,9 @@ def test_image_folder_trains_on_your_own_classes(tmp_path, capsys):
                    "--lr", "0.05", "--seed", "0", *_paths(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "训练数据集的长度为：24" in out and "测试数据集的长度为：8" in out
+    assert out.splitlines()[:3] == [f"your pictures: {folder} (train/ and val/), 2 classes: "
+                                    "ants, bees; each resized to 32x32",
+                                    "训练数据集的长度为：24", "测试数据集的长度为：8"]
     state = checkpoint.load(_run_checkpoints(tmp_path) / "gst_5.pth")
     assert state["classes"] == ["ants", "bees"]
     assert state["data"] == {"source": "image-folder", "path": str(folder), "train_images": 24,
