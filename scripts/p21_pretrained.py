@@ -63,9 +63,10 @@ def fetch_pretrained_weights() -> dict:
     if was_cached:
         print(f"--pretrained: using the cached ImageNet weights {cached}")
     else:
-        print(f"--pretrained: downloading the ImageNet weights of VGG16 "
-              f"({weights.meta['_file_size']:.0f} MB) from {weights.url} to {cached} "
-              "(once; set TORCH_HOME to cache them elsewhere)", flush=True)
+        # torch.hub's own next line says from where to where: 'Downloading: "<url>" to <file>'
+        print(f"--pretrained: the ImageNet weights of VGG16 ({weights.meta['_file_size']:.0f} "
+              "MB) are not cached yet; torch.hub downloads them once (set TORCH_HOME to "
+              "cache them elsewhere)", flush=True)
         # _file_size is in MB of 2**20 bytes; a disk without room stops here, not at 90%
         disk.need_space(os.path.dirname(cached), int(weights.meta["_file_size"] * 2**20),
                         "the VGG16 weights", "TORCH_HOME=DIR")
