@@ -293,6 +293,10 @@ def cifar10_test_loader(args, batch_size: int = 64, *, drop_last: bool = False) 
     in batches: the data of the layer lessons 14-20."""
     test_set = cifar10_or_fake(args.data_root, train=False, transform=transforms.ToTensor(),
                                fake=args.fake_data, mirrors=args.mirror)
+    if drop_last and batch_size > len(test_set):      # not one batch: a loss of 0.0 for nothing
+        raise UserError(f"--batch-size {batch_size} is more than the {len(test_set)} test "
+                        "images, and drop_last=True drops a batch that is short, so no batch "
+                        f"is left to train on: pass --batch-size {len(test_set)} or less")
     return DataLoader(test_set, batch_size=batch_size, drop_last=drop_last,
                       num_workers=args.num_workers)
 

@@ -73,3 +73,16 @@ def test_a_loss_that_runs_away_stops_with_one_line(p20, small_fake, capsys):
     assert captured.err == (f"error: training diverged: running_loss is nan in epoch {len(losses)} "
                             "(--lr 100.0): start again with a smaller --lr, such as the course's "
                             "0.01\n")
+
+
+def test_a_batch_bigger_than_the_data_is_refused_not_a_loss_of_0(p20, small_fake, capsys):
+    """drop_last=True with 129 > 128 images leaves no batch: once it printed running_loss
+    0.0000, a perfect loss from training on nothing."""
+    assert p20.main(["--fake-data", "--device", "cpu", "--epochs", "1", "--batch-size", "129"]) == 1
+    captured = capsys.readouterr()
+    assert running_losses(captured.out) == []
+    assert captured.err == ("error: --batch-size 129 is more than the 128 test images, and "
+                            "drop_last=True drops a batch that is short, so no batch is left to "
+                            "train on: pass --batch-size 128 or less\n")
+    assert p20.main(["--fake-data", "--device", "cpu", "--epochs", "1", "--batch-size", "128"]) == 0
+    assert len(running_losses(capsys.readouterr().out)) == 1      # one batch, the whole set
