@@ -86,8 +86,10 @@ def base_image(rng, w, h, colour, cells=(6, 5), amplitude=28.0, grain=10) -> Ima
 
 # --- backgrounds -------------------------------------------------------------------------
 
-def ant_background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+def ant_background(rng: np.random.Generator, w: int, h: int, sand: bool = False) -> Image.Image:
     kind = int(rng.integers(0, 5))                  # sand 2/5, soil 2/5, grass 1/5
+    if sand:
+        kind = 0
     if kind <= 1:                                   # sand, with pebbles
         colour = (int(rng.integers(190, 225)), int(rng.integers(160, 190)), int(rng.integers(105, 135)))
         img = base_image(rng, w, h, colour, grain=14)
@@ -224,10 +226,11 @@ def bee_sprite(rng: np.random.Generator) -> Image.Image:
     return Image.alpha_composite(sprite, wings)
 
 
-def picture(kind: str, rng: np.random.Generator) -> Image.Image:
-    """One ``kind`` ("ants" or "bees") picture, WIDTH x HEIGHT RGB."""
+def picture(kind: str, rng: np.random.Generator, sand: bool = False) -> Image.Image:
+    """One ``kind`` ("ants" or "bees") picture, WIDTH x HEIGHT RGB; an ant on sand if ``sand``."""
     w, h = WIDTH * SS, HEIGHT * SS
-    background = ant_background(rng, w, h) if kind == "ants" else bee_background(rng, w, h)
+    background = (ant_background(rng, w, h, sand) if kind == "ants"
+                  else bee_background(rng, w, h))
     sprite = ant_sprite(rng) if kind == "ants" else bee_sprite(rng)
     scale = rng.uniform(0.9, 1.5) * SS * 0.55
     sprite = sprite.resize((round(sprite.width * scale), round(sprite.height * scale)),
@@ -281,7 +284,10 @@ def make(out: Path) -> list[Path]:
                 # one generator per picture: each image depends only on its own seed
                 rng = np.random.default_rng([SEED, s, k, i])
                 name = file_name(split, kind, i, rng)
-                data = jpeg_bytes(picture(kind, rng))
+                # the course's ant, which lessons 07-09 show, on light sand: lesson 09's
+                # Normalize((x - 0.5) / 0.5) turns a dark picture (most pixels below 0.5) black
+                course_ant = kind == "ants" and name == FIXED_NAMES.get((split, kind))
+                data = jpeg_bytes(picture(kind, rng, sand=course_ant))
                 targets = [out / "hymenoptera_sample" / split / kind / name]
                 if split == "train":
                     targets.append(out / "practice_sample" / split / f"{kind}_image" / name)
