@@ -32,6 +32,23 @@ from common.cli import UserError
 from common.data import open_image
 
 
+def list_images(folder) -> list[str]:
+    """The course's os.listdir(folder), sorted, without hidden files.
+
+    os.listdir's order is whatever the file system gives (the notes say so: it differed from
+    the video's), so it is sorted to make index 0 the same picture on every machine. A name
+    starting with "." is no picture: macOS leaves a .DS_Store in every folder it has shown,
+    and sorted, it would be index 0.
+    """
+    return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+
+
+def stem(img_name: str) -> str:
+    """The image's name less its extension, the label file's name. The course wrote
+    img_name.split('.jpg')[0], which keeps a .png's name whole (x.png -> x.png.txt)."""
+    return os.path.splitext(img_name)[0]
+
+
 class MyData(Dataset):  # MyData 继承 Dataset / MyData inherits from Dataset
     """Images in ``root_dir/label_dir/``; the folder's name is every image's label."""
 
@@ -39,10 +56,7 @@ class MyData(Dataset):  # MyData 继承 Dataset / MyData inherits from Dataset
         self.root_dir = root_dir
         self.label_dir = label_dir
         self.path = os.path.join(self.root_dir, self.label_dir)
-        # The course wrote os.listdir(self.path): its order is whatever the file system
-        # gives (the notes say so: it differed from the video's), so sort it to make
-        # index 0 the same picture on every machine.
-        self.img_path = sorted(os.listdir(self.path))
+        self.img_path = list_images(self.path)    # the course: os.listdir(self.path)
 
     def __getitem__(self, idx):
         img_name = self.img_path[idx]
@@ -68,12 +82,12 @@ class MyLabelData(Dataset):
         self.root_dir = root_dir
         self.image_dir = image_dir
         self.label_dir = label_dir
-        self.img_path = sorted(os.listdir(os.path.join(self.root_dir, self.image_dir)))
+        self.img_path = list_images(os.path.join(self.root_dir, self.image_dir))
 
     def __getitem__(self, idx):
         img_name = self.img_path[idx]
         img = open_image(os.path.join(self.root_dir, self.image_dir, img_name))
-        file_name = img_name.split('.jpg')[0]
+        file_name = stem(img_name)
         label_path = os.path.join(self.root_dir, self.label_dir, "{}.txt".format(file_name))
         try:
             with open(label_path) as f:
@@ -89,13 +103,13 @@ class MyLabelData(Dataset):
 def write_label_files(root_dir: str, target_dir: str, option: str) -> tuple[str, list[str]]:
     """The course's loop: for each image in ``target_dir`` write ``<label>_label/<name>.txt``
     (``option``: how to write elsewhere, named in the line a failed write gives)."""
-    img_path = sorted(os.listdir(os.path.join(root_dir, target_dir)))
+    img_path = list_images(os.path.join(root_dir, target_dir))
     label = target_dir.split('_')[0]                  # "ants_image" -> "ants"
     out_dir = "_".join([label, "label"])              # -> "ants_label"
     # The course's loop assumes ants_label/ exists (open(..., 'w') fails otherwise).
     disk.make_dir(os.path.join(root_dir, out_dir), option)
     for i in img_path:
-        file_name = i.split('.jpg')[0]
+        file_name = stem(i)                           # the course: i.split('.jpg')[0]
         label_path = os.path.join(root_dir, out_dir, "{}.txt".format(file_name))
         # The course: with open(label_path, 'w') as f: f.write(label). That empties the file
         # first, so a write that fails (a full disk) loses the label a rerun was rewriting;
@@ -141,7 +155,7 @@ def main(argv=None) -> int:
 
     # 1. 读取一张图片 / open one picture: its address is all Image.open needs
     root_dir = os.path.join(args.image_folder, "train")
-    img_path_list = sorted(os.listdir(os.path.join(root_dir, "ants")))
+    img_path_list = list_images(os.path.join(root_dir, "ants"))
     print("img_path_list[0]:", img_path_list[0])
     img = open_image(os.path.join(root_dir, "ants", img_path_list[0]))
     print(f"img: size={img.size} mode={img.mode}")

@@ -13,7 +13,9 @@ Padding 2 comes from the output-size formula in the Conv2d docs, with stride 1, 
 What to look at:
   - both models printed, each under a line saying which way it is: the same nine layers,
     named conv1 ... linear2 in the first form (LayerwiseGST), model.0 ... model.8 in the
-    Sequential form (GST);
+    Sequential form (GST). The video's printout says (model1): Sequential( — the course
+    names the attribute model1 here and model from lesson 23 on; GST is one class for every
+    lesson, with lesson 23's name, so its checkpoints' keys are model.0.weight ...;
   - the shape check: input = torch.ones(64, 3, 32, 32) -> output.shape:
     torch.Size([64, 10]), ten class scores per image (64 x 4 x 4 = 1024 values reach the
     first Linear), and the same shape from the first way;

@@ -99,6 +99,25 @@ def test_both_layouts_from_a_copy(tmp_path, capsys):
     assert ds[0][0].filename.endswith(bees[0])
 
 
+def test_a_folder_from_a_mac_and_a_png_among_the_jpgs(tmp_path, capsys):
+    """macOS leaves .DS_Store in a folder it has shown: not a picture, not index 0 (sorted,
+    a dot comes before digits). A .png's label file is <name>.txt, as a .jpg's is (the
+    course's split('.jpg') would have named it <name>.png.txt)."""
+    image_folder, practice = copy_samples(tmp_path, n_ants=2, n_bees=2)
+    for folder in (image_folder / "train/ants", practice / "train/ants_image"):
+        (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    Image.new("RGB", (20, 10), "white").save(practice / "train/bees_image/white.png")
+    rc, out, err = run(image_folder, practice, capsys)
+    assert (rc, err) == (0, "")
+    assert out.startswith("img_path_list[0]: 0013035.jpg\n")
+    assert "len(ants_dataset): 2\n" in out and "len(bees_dataset): 3\n" in out
+    labels = practice / "train/bees_label"
+    assert (labels / "white.txt").read_text() == "bees" and not list(labels.glob("*.png.txt"))
+    assert not list((practice / "train/ants_label").glob(".DS_Store*"))
+    ds = p06.MyLabelData(str(practice / "train"), "bees_image", "bees_label")
+    assert [(ds[i][0].size, ds[i][1]) for i in range(len(ds))][-1] == ((20, 10), "bees")
+
+
 def test_rerun_rewrites_the_same_label_files(tmp_path, capsys):
     image_folder, practice = copy_samples(tmp_path)
     assert run(image_folder, practice, capsys)[0] == 0
