@@ -243,6 +243,8 @@ class FakeCIFAR10(CIFAR10):
         size = size if size is not None else (FAKE_TRAIN_SIZE if train else FAKE_TEST_SIZE)
         rng = np.random.default_rng(seed * 2 + (0 if train else 1))
         targets = rng.integers(0, 10, size)
+        if not train and size:
+            targets[0] = 3        # a cat first, as in the real test set: lesson 10 prints 3, cat
         self.data = _class_images(targets, rng)          # uint8 [N, 32, 32, 3], as CIFAR10
         self.targets = targets.tolist()
         self.classes = list(CIFAR10_CLASSES)

@@ -7,8 +7,8 @@ transform=ToTensor() turns every PIL image into a [3, 32, 32] float tensor as it
 What to look at:
   - len(train_set): 50000 and len(test_set): 10000 (2000 and 500 with --fake-data);
   - test_set[0]: img.shape: torch.Size([3, 32, 32]) and target: 3. The target is a number,
-    an index into test_set.classes: test_set.classes[target] is the class name (cat for the
-    real set);
+    an index into test_set.classes: test_set.classes[target] is the class name, cat (with
+    --fake-data too: its first test image is a cat's stripes);
   - TensorBoard, tag "test_set": the first 10 test images, steps 0-9.
 
 Example:

@@ -7,7 +7,7 @@ drop_last=False keeps the last, smaller batch when the set doesn't divide evenly
 
 What to look at:
   - the first test image: img.shape: torch.Size([3, 32, 32]), target: 3 (an index into
-    test_data.classes) and test_data.classes[target]: cat (for the real set);
+    test_data.classes) and test_data.classes[target]: cat (--fake-data's first test image is a cat too);
   - TensorBoard, tags "Epoch: 0" and "Epoch: 1": one grid of batch_size images per step.
     Step 0 of the two epochs shows different images: shuffle=True reshuffles each epoch.
     With --seed the shuffling repeats from run to run.

@@ -22,6 +22,7 @@ def test_fake_data_prints_the_set_and_logs_the_first_ten_images(p10, tmp_path, c
     assert p10.main(["--fake-data", "--logdir", str(tmp_path / "logs")]) == 0
     test_set = FakeCIFAR10(train=False)          # the oracle: the same synthetic set
     target = test_set.targets[0]
+    assert target == 3                           # a cat, as the video's first test image
     out = after_note(capsys.readouterr().out)
     assert out[:6] == [f"len(train_set): {data.FAKE_TRAIN_SIZE}",
                        f"len(test_set): {data.FAKE_TEST_SIZE}",
