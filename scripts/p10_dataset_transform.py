@@ -28,8 +28,9 @@ SCRIPT = "p10_dataset_transform"
 
 
 def get_args_parser():
-    # No --device: nothing is computed here, images are only read and logged.
-    return cli.parser(__doc__, cli.data_flags(), cli.logdir_flags())
+    # No --device: nothing is computed here, images are only read and logged; no
+    # --num-workers either: no DataLoader (lesson 11 brings it).
+    return cli.parser(__doc__, cli.data_flags(num_workers=False), cli.logdir_flags())
 
 
 @cli.entrypoint

@@ -70,3 +70,11 @@ def test_help(p10, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage:") and "--fake-data" in out and "--data-root" in out
+
+
+def test_no_num_workers_flag_without_a_dataloader(p10, capsys):
+    """p10 reads the dataset item by item, no DataLoader: a --num-workers would do nothing."""
+    with pytest.raises(SystemExit) as e:
+        p10.main(["--fake-data", "--num-workers", "2"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --num-workers 2" in capsys.readouterr().err
