@@ -91,8 +91,30 @@ def load_weights(model: nn.Module, state_dict: dict, path: Path) -> nn.Module:
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as e:
-        detail = " ".join(str(e).split())
-        detail = detail.split(": ", 1)[-1][:200]
+        detail = mismatch(model.state_dict(), state_dict, type(model).__name__)
         raise UserError(f"{path} is a checkpoint for a different architecture than "
-                        f"{type(model).__name__} ({detail})") from None
+                        f"{type(model).__name__} ({detail or ' '.join(str(e).split())[:200]})"
+                        ) from None
     return model
+
+
+def mismatch(want: dict, got: dict, name: str) -> str:
+    """What differs between a model's state_dict (``want``) and a file's (``got``), in a few
+    words: PyTorch's own message lists every key, hundreds for a big network."""
+    def some(keys):
+        return ", ".join(f'"{k}"' for k in keys[:2]) + (", ..." if len(keys) > 2 else "")
+
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    resized = [k for k in want if k in got and hasattr(got[k], "shape")
+               and tuple(got[k].shape) != tuple(want[k].shape)]
+    said = []
+    if missing:
+        said.append(f"the file lacks {len(missing)} of {name}'s {len(want)} tensors: {some(missing)}")
+    if extra:
+        said.append(f"{len(extra)} of its {len(got)} are not {name}'s: {some(extra)}")
+    if resized:
+        k = resized[0]
+        said.append(f"{len(resized)} differ in shape: {k} is {list(got[k].shape)} in the file, "
+                    f"{list(want[k].shape)} in {name}")
+    return "; ".join(said)

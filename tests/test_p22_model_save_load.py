@@ -292,7 +292,7 @@ def test_different_architecture(load, copy_of_small, capsys):
     code, err = run_load(load, copy_of_small, capsys, arch=other)
     assert code == 1
     assert err.startswith(f"error: {folder / f'{other}_method2.pth'} is a checkpoint for "
-                          "a different architecture than MobileNetV3 (Missing key(s) in state_dict")
+                          "a different architecture than MobileNetV3 (the file lacks ")
     assert err.count("\n") == 1
 
 
