@@ -77,9 +77,13 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
 
 def state_dict_of(obj: Any, path: Path) -> dict:
     """The model state_dict inside a loaded checkpoint: ours (``obj["model"]``) or a bare one."""
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+    def named(d):            # a state_dict's keys are names: "model.0.weight"
+        return all(isinstance(k, str) for k in d)
+
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and named(obj["model"]):
         return obj["model"]
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if isinstance(obj, dict) and obj and named(obj) \
+            and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj               # the course's torch.save(model.state_dict(), ...)
     if isinstance(obj, nn.Module):
         return obj.state_dict()  # a trusted whole-model pickle
@@ -91,10 +95,12 @@ def load_weights(model: nn.Module, state_dict: dict, path: Path) -> nn.Module:
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as e:
-        detail = mismatch(model.state_dict(), state_dict, type(model).__name__)
+        # (no difference in names or shapes: PyTorch's words, less "Error(s) in loading
+        # state_dict for GST:", cut short)
+        detail = (mismatch(model.state_dict(), state_dict, type(model).__name__)
+                  or " ".join(str(e).split()).split(": ", 1)[-1][:200])
         raise UserError(f"{path} is a checkpoint for a different architecture than "
-                        f"{type(model).__name__} ({detail or ' '.join(str(e).split())[:200]})"
-                        ) from None
+                        f"{type(model).__name__} ({detail})") from None
     return model
 
 
@@ -107,7 +113,7 @@ def mismatch(want: dict, got: dict, name: str) -> str:
     missing = [k for k in want if k not in got]
     extra = [k for k in got if k not in want]
     resized = [k for k in want if k in got and hasattr(got[k], "shape")
-               and tuple(got[k].shape) != tuple(want[k].shape)]
+               and hasattr(want[k], "shape") and tuple(got[k].shape) != tuple(want[k].shape)]
     said = []
     if missing:
         said.append(f"the file lacks {len(missing)} of {name}'s {len(want)} tensors: {some(missing)}")

@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -40,9 +41,11 @@ EXIT_TERMINATED = 128 + signal.SIGTERM       # 143
 class _Terminated:
     """SIGTERM (``kill PID``, ``timeout``, a job scheduler's stop) raised as Ctrl-C is, so a
     run stops the same clean way: what was saved is kept, and the line says how to go on.
-    Python's default for it is to die at once, silently. Not under torchrun, whose agent
-    stops its processes with SIGTERM and handles their exit itself."""
+    Python's default for it is to die at once, silently. Not under torchrun (or any launch
+    that sets its variables), whose agent stops its processes with SIGTERM and handles their
+    exit itself; only in the main thread, the one Python runs signal handlers in."""
     received = False
+    LEFT = object()          # install() left SIGTERM as it was: nothing to put back
 
     @classmethod
     def handler(cls, signum, frame):
@@ -51,14 +54,12 @@ class _Terminated:
 
     @classmethod
     def install(cls):
-        """The handler in place, returning the one it replaced (None: left as it was)."""
+        """The handler in place, returning the one it replaced (``LEFT``: left as it was)."""
+        launched = {"TORCHELASTIC_RUN_ID", "LOCAL_RANK", "RANK", "WORLD_SIZE"} & set(os.environ)
+        if launched or threading.current_thread() is not threading.main_thread():
+            return cls.LEFT
         cls.received = False
-        if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:
-            return None
-        try:
-            return signal.signal(signal.SIGTERM, cls.handler)
-        except ValueError:                   # not the main thread: signals are not ours
-            return None
+        return signal.signal(signal.SIGTERM, cls.handler)
 
 
 def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
@@ -76,8 +77,6 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
             if not _which_process():      # under torchrun, rank 0 speaks for all
                 print(str(e) or ("terminated" if _Terminated.received else "interrupted"),
                       file=sys.stderr)
-            if _Terminated.received:
-                return EXIT_TERMINATED
             if getattr(e, "exit_at_once", False):   # see distributed.process_group
                 for stream in (sys.stdout, sys.stderr):
                     try:
@@ -85,7 +84,7 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
                     except (OSError, ValueError):     # a closed pipe: nothing to keep
                         pass
                 os._exit(EXIT_INTERRUPTED)            # no interpreter clean-up to hang in
-            return EXIT_INTERRUPTED
+            return EXIT_TERMINATED if _Terminated.received else EXIT_INTERRUPTED
         except BrokenPipeError:
             # The output was piped into a reader that stopped early (`... | head`): stop
             # quietly, and point stdout at devnull so the interpreter's final flush is silent.
@@ -102,8 +101,9 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {_which_process()}{disk.failed(None, e)}", file=sys.stderr)
             return EXIT_ERROR
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            if previous is not _Terminated.LEFT:
+                # (None: a handler set outside Python, which signal cannot name: the default)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     return wrapper
 

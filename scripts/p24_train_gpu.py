@@ -20,8 +20,8 @@ This script keeps the course's data path (DataLoader + ToTensor, image by image)
 per-batch copies are visible; p23_train.py is the faster, complete job (checkpoints, resume).
 
 Examples:
-  python scripts/p24_train_gpu.py --method cuda --fake-data --epochs 2
-  python scripts/p24_train_gpu.py --method to-device --device mps --fake-data --epochs 2
+  python scripts/p24_train_gpu.py --method cuda --fake-data --epochs 3
+  python scripts/p24_train_gpu.py --method to-device --device mps --fake-data --epochs 3
 """
 from __future__ import annotations
 

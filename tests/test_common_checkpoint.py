@@ -121,6 +121,16 @@ def test_different_architecture(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="no state_dict in it"):
         checkpoint.state_dict_of([1, 2, 3], p)
+    for not_named in ({"model": {3: torch.zeros(1)}}, {3: torch.zeros(1)}):   # keys: names
+        with pytest.raises(UserError, match="no state_dict in it"):
+            checkpoint.state_dict_of(not_named, p)
+    # the same names and shapes, a value that is no tensor: PyTorch's words, less its prefix
+    sd = GST().state_dict()
+    sd["model.0.weight"] = 5
+    with pytest.raises(UserError) as e:
+        checkpoint.load_weights(GST(), sd, p)
+    assert str(e.value).startswith(f"{p} is a checkpoint for a different architecture than GST "
+                                   '(While copying the parameter named "model.0.weight"')
 
 
 def test_an_architecture_mismatch_says_what_differs_in_a_few_words(tmp_path):

@@ -1,6 +1,7 @@
 import argparse
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def test_sigterm_stops_a_script_as_ctrl_c_does_and_exits_143(capsys, monkeypatch
     """`kill PID` (SIGTERM), really sent: the same clean stop as Ctrl-C, with the script's
     own line, exit 128 + 15; the handler is put back afterwards. Under torchrun, whose agent
     stops its processes with SIGTERM, it is left alone."""
+    for launched in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(launched, raising=False)    # (left set, the kill would end pytest)
     before = signal.getsignal(signal.SIGTERM)
     epochs = []
 
@@ -110,8 +113,15 @@ def test_sigterm_stops_a_script_as_ctrl_c_does_and_exits_143(capsys, monkeypatch
         return signal.getsignal(signal.SIGTERM)
 
     assert handler_inside([]) is not before                # installed for the run...
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    assert handler_inside([]) is before                    # ...but not under torchrun
+    for launched in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "RANK"):
+        with monkeypatch.context() as m:
+            m.setenv(launched, "0")
+            assert handler_inside([]) is before            # ...but not under torchrun
+    in_thread = []
+    worker = threading.Thread(target=lambda: in_thread.append(handler_inside([])))
+    worker.start()
+    worker.join()
+    assert in_thread == [before]                           # nor outside the main thread
 
 
 def test_an_interrupt_marked_exit_at_once_ends_the_process_after_its_line(capsys, monkeypatch):

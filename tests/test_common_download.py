@@ -608,6 +608,11 @@ def test_ctrl_c_says_what_was_kept_whole_or_nothing(server, tmp_path, monkeypatc
     assert str(caught.value) == "interrupted: the CIFAR-10 download stopped; nothing was kept"
 
 
+def test_an_amount_is_in_bytes_below_a_tenth_of_a_megabyte():
+    assert [download.amount(n) for n in (0, 99_999, 100_000, 1_234_567)] == [
+        "0 bytes", "99999 bytes", "0.1 MB", "1.2 MB"]
+
+
 def test_megabytes_kept_are_millions_of_bytes(server, tmp_path, monkeypatch):
     """120,000 bytes is 0.1 MB at one decimal (1e6 bytes to the MB, as download.amount says;
     less than 0.1 MB is said in bytes), in both the Ctrl-C line and the every-source-failed line."""

@@ -655,6 +655,8 @@ def test_kill_stops_a_run_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
     death; the finished epoch's checkpoint stays and the line says how to go on."""
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    for launched in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(launched, raising=False)    # (left set, the kill would end pytest)
     with monkeypatch.context() as m:
         _interrupt_in_second_epoch(m, kill=True)
         assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
