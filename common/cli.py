@@ -128,6 +128,9 @@ def _which_process() -> str:
 # Each is an argparse ``type=``: a value out of range is argparse's own error naming the flag,
 # ``error: argument --epochs: must be 1 or more, not 0``, and exit 2, before any work starts.
 
+FLOAT32_MAX = 3.4028234663852886e38     # torch.finfo(torch.float32).max
+
+
 def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: str,
              name: str) -> Callable[[str], float]:
     kind = "a whole number" if cast is int else "a number"
@@ -140,6 +143,9 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
         # float("nan") and float("inf") parse: neither is a learning rate or a momentum.
         if not math.isfinite(value):        # inf is "above 0", but no step size
             raise argparse.ArgumentTypeError(f"must be a finite number, {words}; not {text}")
+        if abs(value) > FLOAT32_MAX:         # the weights are float32: SGD's step overflows
+            raise argparse.ArgumentTypeError(f"must be a number float32 holds (at most "
+                                             f"{FLOAT32_MAX:.4g}), {words}; not {text}")
         if not ok(value):
             raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
         return value

@@ -80,6 +80,8 @@ def test_good_values(parse, text, expected):
     (cli.positive_float, "-inf", "must be a finite number, above 0; not -inf"),
     (cli.positive_float, "inf", "must be a finite number, above 0; not inf"),
     (cli.positive_float, "-1", "must be above 0, not -1"),
+    (cli.positive_float, "1e39", "must be a number float32 holds (at most 3.403e+38), above 0; "
+                                 "not 1e39"),       # else SGD's float32 step overflows: a traceback
     (cli.momentum_float, "nan", "must be a finite number, 0 or more and below 1; not nan"),
     (cli.seed_int, str(2**32), f"must be 0 to {2**32 - 1}, not {2**32}"),
     (cli.momentum_float, "1", "must be 0 or more and below 1, not 1"),

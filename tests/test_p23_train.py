@@ -1051,6 +1051,7 @@ def test_absent_device_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("flag, value, words", [
     ("--lr", "nan", "a finite number, above 0; not nan"),
     ("--lr", "inf", "a finite number, above 0; not inf"),
+    ("--lr", "1e39", "a number float32 holds (at most 3.403e+38), above 0; not 1e39"),
     ("--momentum", "1", "0 or more and below 1, not 1"),
     ("--log-every", "0", "1 or more, not 0"),
 ])
