@@ -29,6 +29,11 @@ FIRST_TENSORBOARD_WITHOUT_PKG_RESOURCES = (2, 21)
 # The course prints and logs the training loss every 100 steps: a CIFAR-10 epoch at batch 64
 # has 782. A small set (--fake-data: 32 steps an epoch) would draw one point in five epochs,
 # so an epoch of fewer than LOG_EVERY_FROM steps logs about LOG_POINTS_PER_EPOCH times instead.
+# TensorBoard's writer thread looks at its queue at least every FLUSH_SECS (its default, 120,
+# is also how often it flushes). A Ctrl-C or kill that lands inside TensorBoard's queue can
+# lose the thread's wake-up: seen once, close() then waited out the whole 120 s before the run
+# stopped (cleanly). Now that costs at most FLUSH_SECS.
+FLUSH_SECS = 5
 LOG_EVERY = 100
 LOG_EVERY_FROM = 500
 LOG_POINTS_PER_EPOCH = 10
@@ -55,7 +60,7 @@ def open_writer(run_dir: Path, logdir: Path, *, purge_step: int | None = None) -
         print(f"note: {problem}")
     _quiet_writer_threads()
     try:
-        return RunWriter(log_dir=str(run_dir), purge_step=purge_step)
+        return RunWriter(log_dir=str(run_dir), purge_step=purge_step, flush_secs=FLUSH_SECS)
     except OSError as e:
         if not disk.is_write_failure(e):
             raise

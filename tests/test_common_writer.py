@@ -2,6 +2,8 @@ import importlib.metadata
 import importlib.util
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -14,6 +16,25 @@ def test_make_writer_never_reuses_a_run_folder(tmp_path, capsys):
         writer.make_writer(tmp_path, "p07_tensorboard", run_id="20260101-000000").close()
     assert sorted(p.name for p in (tmp_path / "p07_tensorboard").iterdir()) == [
         "20260101-000000", "20260101-000000-2", "20260101-000000-3"]
+
+
+def test_a_lost_wake_up_in_tensorboards_queue_costs_at_most_flush_secs(tmp_path, capsys,
+                                                                       monkeypatch):
+    """Seen once: a kill that landed inside TensorBoard's queue left its writer thread
+    unwoken, and close() waited out the thread's flush timer (120 s by default) before the
+    run could stop. The thread looks at its queue at least every FLUSH_SECS: here every
+    wake-up is lost, and close() still returns within it."""
+    monkeypatch.setattr(writer, "FLUSH_SECS", 0.5)
+    w = writer.make_writer(tmp_path, "lesson")
+    w.add_scalar("loss", 0.5, 0)
+    time.sleep(0.2)                       # the thread is waiting on its queue now
+    queue = w.file_writer.event_writer._async_writer._byte_queue
+    monkeypatch.setattr(queue.not_empty, "notify", lambda n=1: None)     # no wake-up at all
+    closing = threading.Thread(target=w.close, daemon=True)
+    closing.start()
+    closing.join(timeout=5)
+    assert not closing.is_alive()         # with TensorBoard's 120 s: still waiting here
+    assert scalars(only_run(tmp_path, "lesson"), "loss") == [(0, 0.5)]
 
 
 def test_open_writer_with_purge_step_continues_one_curve(tmp_path, capsys):
