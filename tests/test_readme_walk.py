@@ -159,7 +159,10 @@ def test_the_quick_start_curve_and_accuracy(walk):
     copy, _, result = walk
     (p23,) = [r for r in result["results"] if "p23_train.py" in r["command"]]
     accuracy = [float(a) for a in re.findall(r"整体测试集上的正确率: ([\d.]+)", p23["out"])]
-    assert len(accuracy) == 10 and accuracy[-1] >= 0.9 and accuracy[0] < accuracy[-1] - 0.3, accuracy  # rises (an unseeded first epoch: 0.2 to 0.5)
+    # rises (an unseeded first epoch: 0.1 to 0.5), above 0.9 in the last epochs: most runs
+    # end at 1.0, a slow one may still mix up one class at the end (0.914 then 0.896, seen)
+    assert len(accuracy) == 10 and max(accuracy[-5:]) >= 0.9 \
+        and accuracy[0] < accuracy[-1] - 0.3, accuracy
     (run,) = (copy / "logs" / "p23_train").iterdir()
     acc = events(run)
     steps = [e.step for e in acc.Scalars("train_loss")]
