@@ -29,14 +29,15 @@ FIRST_TENSORBOARD_WITHOUT_PKG_RESOURCES = (2, 21)
 # The course prints and logs the training loss every 100 steps: a CIFAR-10 epoch at batch 64
 # has 782. A small set (--fake-data: 32 steps an epoch) would draw one point in five epochs,
 # so an epoch of fewer than LOG_EVERY_FROM steps logs about LOG_POINTS_PER_EPOCH times instead.
+LOG_EVERY = 100
+LOG_EVERY_FROM = 500
+LOG_POINTS_PER_EPOCH = 10
+
 # TensorBoard's writer thread looks at its queue at least every FLUSH_SECS (its default, 120,
 # is also how often it flushes). A Ctrl-C or kill that lands inside TensorBoard's queue can
 # lose the thread's wake-up: seen once, close() then waited out the whole 120 s before the run
 # stopped (cleanly). Now that costs at most FLUSH_SECS.
 FLUSH_SECS = 5
-LOG_EVERY = 100
-LOG_EVERY_FROM = 500
-LOG_POINTS_PER_EPOCH = 10
 
 
 def log_interval(steps_per_epoch: int, log_every: int | None = None) -> int:

@@ -67,6 +67,13 @@ def one_process_launch(monkeypatch, launch_id: str = "launch-a") -> None:
         monkeypatch.setenv(k, str(v))
 
 
+def no_launch(monkeypatch) -> None:
+    """This process as a plain ``python`` run, whatever launched pytest: none of torchrun's
+    variables (set, a test that really sends itself SIGTERM would end pytest with it)."""
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(k, raising=False)
+
+
 def ctrl_c(*args, **kwargs):
     """Stands in for a call that the learner's Ctrl-C interrupts."""
     raise KeyboardInterrupt

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from common import cli, paths
-from conftest import SCRIPTS, load_script
+from conftest import SCRIPTS, load_script, no_launch
 
 
 @pytest.mark.repository_defaults
@@ -78,8 +78,7 @@ def test_sigterm_stops_a_script_as_ctrl_c_does_and_exits_143(capsys, monkeypatch
     """`kill PID` (SIGTERM), really sent: the same clean stop as Ctrl-C, with the script's
     own line, exit 128 + 15; the handler is put back afterwards. Under torchrun, whose agent
     stops its processes with SIGTERM, it is left alone."""
-    for launched in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE"):
-        monkeypatch.delenv(launched, raising=False)    # (left set, the kill would end pytest)
+    no_launch(monkeypatch)
     before = signal.getsignal(signal.SIGTERM)
     epochs = []
 

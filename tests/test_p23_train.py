@@ -24,8 +24,8 @@ from common import checkpoint, cli, data, paths, writer
 from common import step as common_step
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
-from conftest import (REPO, course_test_pass, ctrl_c, load_script, only_run, printed_run,
-                      run_dirs, scalar_tags, scalars)
+from conftest import (REPO, course_test_pass, ctrl_c, load_script, no_launch, only_run,
+                      printed_run, run_dirs, scalar_tags, scalars)
 
 p23 = load_script("p23_train")
 
@@ -655,8 +655,7 @@ def test_kill_stops_a_run_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
     death; the finished epoch's checkpoint stays and the line says how to go on."""
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
     monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
-    for launched in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE"):
-        monkeypatch.delenv(launched, raising=False)    # (left set, the kill would end pytest)
+    no_launch(monkeypatch)
     with monkeypatch.context() as m:
         _interrupt_in_second_epoch(m, kill=True)
         assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
