@@ -129,6 +129,12 @@ def _which_process() -> str:
 # ``error: argument --epochs: must be 1 or more, not 0``, and exit 2, before any work starts.
 
 FLOAT32_MAX = 3.4028234663852886e38     # torch.finfo(torch.float32).max
+INT64_MAX = 2**63 - 1                    # torch.iinfo(torch.int64).max
+
+
+def _short(text: str) -> str:
+    """A number as typed, cut to its first and last digits when it runs past one line."""
+    return text if len(text) <= 30 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
 
 
 def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: str,
@@ -140,10 +146,16 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
             value = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {kind}, {words}; not {text!r}") from None
+        if cast is int:
+            # Python's ints have no end, torch's (int64) do; math.isfinite(10**400) would
+            # raise OverflowError, which argparse shows as a traceback.
+            if abs(value) > INT64_MAX:
+                raise argparse.ArgumentTypeError(f"must be a whole number torch holds (at most "
+                                                 f"{INT64_MAX}), {words}; not {_short(text)}")
         # float("nan") and float("inf") parse: neither is a learning rate or a momentum.
-        if not math.isfinite(value):        # inf is "above 0", but no step size
+        elif not math.isfinite(value):        # inf is "above 0", but no step size
             raise argparse.ArgumentTypeError(f"must be a finite number, {words}; not {text}")
-        if abs(value) > FLOAT32_MAX:         # the weights are float32: SGD's step overflows
+        elif abs(value) > FLOAT32_MAX:         # the weights are float32: SGD's step overflows
             raise argparse.ArgumentTypeError(f"must be a number float32 holds (at most "
                                              f"{FLOAT32_MAX:.4g}), {words}; not {text}")
         if not ok(value):
@@ -155,23 +167,32 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
 
 
 positive_int = _checked(int, lambda v: v >= 1, "1 or more", "positive_int")
-non_negative_int = _checked(int, lambda v: v >= 0, "0 or more", "non_negative_int")
 positive_float = _checked(float, lambda v: v > 0, "above 0", "positive_float")
 SEED_MAX = 2**32 - 1     # numpy and torch both take any seed in 0 .. 2**32 - 1
 seed_int = _checked(int, lambda v: 0 <= v <= SEED_MAX, f"0 to {SEED_MAX}", "seed_int")
+# A DataLoader worker is a process of its own: more of them than the CPUs this process may
+# use only slows loading down (DataLoader warns so itself), and by the hundred they fill the
+# memory until the system kills processes. os.sched_getaffinity is what DataLoader counts.
+CPUS = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count() or 1)
+workers_int = _checked(int, lambda v: 0 <= v <= CPUS,
+                       f"0 to {CPUS} (the CPUs here: each worker is a process)", "workers_int")
+# A wait for the other processes: beyond a week is no wait a person means, and gloo's and the
+# TCP store's clocks overflow (1e10 s gave an instant "timed out", 1e13 s a traceback).
+TIMEOUT_MAX_S = 7 * 24 * 3600
+timeout_seconds = _checked(float, lambda v: 0 < v <= TIMEOUT_MAX_S,
+                           f"above 0 and at most {TIMEOUT_MAX_S} (a week)", "timeout_seconds")
 # SGD's momentum: 0 is none (the course), 0.9 the usual; 1 or more never forgets a step and
 # the weights run away.
 momentum_float = _checked(float, lambda v: 0 <= v < 1, "0 or more and below 1", "momentum_float")
 
 
+_positive_int_or_all = _checked(int, lambda v: v >= 1, "1 or more, or all", "positive_int_or_all")
+
+
 def positive_int_or_all(text: str) -> int | None:
     """A count, or ``all`` (None): ``--max-batches all`` runs every batch."""
-    if text.strip().lower() == "all":
-        return None
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, or all; not {text}") from None
+    return None if text.strip().lower() == "all" else _positive_int_or_all(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -206,8 +227,9 @@ def data_flags(*, num_workers: bool = True) -> argparse.ArgumentParser:
                         "before $CIFAR10_MIRROR and the built-in sources; repeat it for "
                         "several (the file must have torchvision's md5) (default: none)")
     if num_workers:
-        p.add_argument("--num-workers", type=non_negative_int, default=0,
-                       help="DataLoader worker processes; 0 loads in the main process (default: 0)")
+        p.add_argument("--num-workers", type=workers_int, default=0,
+                       help="DataLoader worker processes, at most the CPUs here "
+                            f"({CPUS}); 0 loads in the main process (default: 0)")
     return p
 
 

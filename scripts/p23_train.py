@@ -142,7 +142,7 @@ def get_args_parser():
                              "MPS train eagerly either way, and so does DDP (torchrun). Not yet "
                              "run on a GPU, so off by default: see benchmarks/README.md "
                              "(default: off)")
-    parser.add_argument("--dist-timeout", type=cli.positive_float, default=distributed.TIMEOUT_S,
+    parser.add_argument("--dist-timeout", type=cli.timeout_seconds, default=distributed.TIMEOUT_S,
                         metavar="SECONDS",
                         help="under torchrun: how long a process waits for the others at a "
                              "step before the run stops with an error (a process that hangs "

@@ -11,8 +11,8 @@ import pytest
 from common import cli
 from conftest import SCRIPTS, load_script
 
-CHECKED = {cli.positive_int, cli.non_negative_int, cli.positive_float, cli.seed_int,
-           cli.momentum_float, cli.positive_int_or_all}
+CHECKED = {cli.positive_int, cli.workers_int, cli.positive_float, cli.seed_int,
+           cli.momentum_float, cli.positive_int_or_all, cli.timeout_seconds}
 # The flags for which 0 is a value with its plain meaning; for every other numeric flag 0 is
 # refused (no "0 means all", no epochs that train nothing). -1 is refused everywhere.
 ZERO_MEANS_ZERO = {"--seed", "--num-workers", "--momentum"}
@@ -63,7 +63,8 @@ def test_zero_and_minus_one(name, flag, value, capsys):
 
 
 @pytest.mark.parametrize("parse, text, expected", [
-    (cli.positive_int, "3", 3), (cli.non_negative_int, "0", 0), (cli.positive_float, "1e-3", 0.001),
+    (cli.positive_int, "3", 3), (cli.workers_int, "0", 0),
+    (cli.workers_int, str(cli.CPUS), cli.CPUS), (cli.timeout_seconds, "604800", 604800.0), (cli.positive_float, "1e-3", 0.001),
     (cli.seed_int, str(2**32 - 1), 2**32 - 1), (cli.momentum_float, "0.9", 0.9),
     (cli.positive_int_or_all, "all", None), (cli.positive_int_or_all, "ALL", None),
     (cli.positive_int_or_all, "7", 7),
@@ -85,9 +86,36 @@ def test_good_values(parse, text, expected):
     (cli.momentum_float, "nan", "must be a finite number, 0 or more and below 1; not nan"),
     (cli.seed_int, str(2**32), f"must be 0 to {2**32 - 1}, not {2**32}"),
     (cli.momentum_float, "1", "must be 0 or more and below 1, not 1"),
-    (cli.positive_int_or_all, "none", "must be 1 or more, or all; not none"),
+    (cli.positive_int_or_all, "none", "must be a whole number, 1 or more, or all; not 'none'"),
+    (cli.positive_int_or_all, "0", "must be 1 or more, or all, not 0"),
+    (cli.positive_int, str(2**63), f"must be a whole number torch holds (at most {2**63 - 1}), "
+                                   f"1 or more; not {2**63}"),
+    (cli.positive_int, "1" + "0" * 400, "must be a whole number torch holds (at most "
+                                        f"{2**63 - 1}), 1 or more; not 100000000000...000000 "
+                                        "(401 characters)"),
+    # a hundred workers on a laptop: a hundred processes, and the system runs out of memory
+    (cli.workers_int, str(cli.CPUS + 1), f"must be 0 to {cli.CPUS} (the CPUs here: each worker "
+                                         f"is a process), not {cli.CPUS + 1}"),
+    # gloo's clock overflows: 1e10 s timed out at once, 1e13 s was a traceback
+    (cli.timeout_seconds, "1e10", "must be above 0 and at most 604800 (a week), not 1e10"),
+    (cli.timeout_seconds, "0", "must be above 0 and at most 604800 (a week), not 0"),
 ])
 def test_bad_values(parse, text, message):
     with pytest.raises(argparse.ArgumentTypeError) as e:
         parse(text)
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize("name, flag", [
+    pytest.param(name, a.option_strings[0], id=f"{name} {a.option_strings[0]}")
+    for name in NAMES for a in numeric_flags(name)[1]
+    if a.type in (cli.positive_int, cli.workers_int, cli.seed_int, cli.positive_int_or_all)])
+def test_a_whole_number_past_any_float(name, flag, capsys):
+    """10**400 is a Python int that no float holds: math.isfinite raised OverflowError there,
+    which argparse does not catch (a traceback, for --epochs, --batch-size, --topk...)."""
+    with pytest.raises(SystemExit) as e:
+        load_script(name).main([*POSITIONALS.get(name, []), flag, "1" + "0" * 400])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"error: argument {flag}: must be [^\n]+; not 100000000000\.\.\.000000 "
+                        r"\(401 characters\) \(see --help\)\n", err), err
