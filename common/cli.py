@@ -12,6 +12,7 @@ stop it the same clean way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
 import os
@@ -60,6 +61,40 @@ class _Terminated:
             return cls.LEFT
         cls.received = False
         return signal.signal(signal.SIGTERM, cls.handler)
+
+
+@contextlib.contextmanager
+def finishing(what: str):
+    """Ctrl-C or ``kill`` while ``what`` is being written: write it to the end, then stop.
+
+    A stop between an epoch's TensorBoard points and its checkpoint left points that no
+    checkpoint goes on from, and the resume drew that epoch a second time beside them; inside
+    this block the stop waits (a second Ctrl-C stops at once). Only the signals that raise
+    KeyboardInterrupt in this (main) thread are held: under torchrun, SIGTERM stays the agent's.
+    """
+    held = [signum for signum in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(signum) in (signal.default_int_handler, _Terminated.handler)]
+    if threading.current_thread() is not threading.main_thread() or not held:
+        yield
+        return
+    before = {signum: signal.getsignal(signum) for signum in held}
+    pending = []
+
+    def hold(signum, frame):
+        if pending:                                   # a second one: stop now
+            before[signum](signum, frame)
+        pending.append(signum)
+        print(f"finishing {what}, then stopping (Ctrl-C again stops at once)", file=sys.stderr)
+
+    for signum in held:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    if pending:                                   # the stop that waited, as it would have been
+        before[pending[0]](pending[0], None)
 
 
 def entrypoint(main: Callable[..., int]) -> Callable[..., int]:

@@ -742,43 +742,46 @@ def run(args, argv, given, world, device) -> int:
             total_test_step += 1
             if not world.is_main:
                 continue
-            # The course wrote add_scalar("test_loss", total_test_loss, total_test_loss,
-            # total_test_step): the step was the loss and total_test_step landed in walltime.
-            writer.add_scalar("test_loss", total_test_loss, total_test_step - 1)
-            writer.add_scalar("test_accuracy", test_accuracy, total_test_step - 1)
-            # Beyond the course: which classes it gets wrong, and what it says for pictures
-            log_what_it_learned(writer, total_test_step - 1, confusion, classes, gst,
-                                test_dataloader, test_images, shown)
+            # Beyond the course: a Ctrl-C (or kill) from here to the checkpoint waits until it
+            # is saved, so that no TensorBoard point is left which no checkpoint goes on from.
+            with cli.finishing(f"epoch {i + 1}'s TensorBoard points and checkpoint"):
+                # The course wrote add_scalar("test_loss", total_test_loss, total_test_loss,
+                # total_test_step): the step was the loss and total_test_step landed in walltime.
+                writer.add_scalar("test_loss", total_test_loss, total_test_step - 1)
+                writer.add_scalar("test_accuracy", test_accuracy, total_test_step - 1)
+                # Beyond the course: which classes it gets wrong, and what it says for pictures
+                log_what_it_learned(writer, total_test_step - 1, confusion, classes, gst,
+                                    test_dataloader, test_images, shown)
 
-            # this epoch's points on disk before its checkpoint says the epoch is done: an event
-            # file that cannot grow stops the run here, and the resume logs this epoch again
-            writer.flush()
+                # this epoch's points on disk before its checkpoint says the epoch is done: an
+                # event file that cannot grow stops the run here, and the resume logs it again
+                writer.flush()
 
-            # The course saves the whole model, torch.save(gst, "gst_{}.pth".format(i)): a
-            # pickle that needs the class to load and can run code. Here: a plain dict of
-            # state_dicts, written to a temporary file and renamed (never half-written).
-            saved = {k: saved_form(v) for k, v in vars(args).items()}
-            last_checkpoint = checkpoint.save({
-                "arch": "GST",
-                "model": gst.state_dict(),          # gst, not DDP's wrapper: the same keys
-                "optimizer": optimizer.state_dict(),
-                "epoch": i,   # 0-based index of the epoch just finished = the N in gst_N.pth
-                "total_train_step": total_train_step,
-                "total_test_step": total_test_step,
-                "classes": list(classes),
-                "normalize": normalize,   # (mean, std) after ToTensor, or None: p25 applies it
-                "rng": generator.get_state(),
-                "test_loss": total_test_loss,
-                "test_accuracy": test_accuracy,
-                "run_id": run_id,
-                "data": data_source(args, train_data_size, test_data_size),
-                "world_size": world.world_size,
-                "torchrun_launch": world.launch_id,
-                # vars(args), not the Namespace: plain data that weights_only=True loads
-                "args": saved,
-            }, run_ckpt / "gst_{}.pth".format(i), option="--checkpoint-dir DIR")
-            kept_args = saved
-            print("模型已保存 / saved {}".format(last_checkpoint))
+                # The course saves the whole model, torch.save(gst, "gst_{}.pth".format(i)): a
+                # pickle that needs the class to load and can run code. Here: a plain dict of
+                # state_dicts, written to a temporary file and renamed (never half-written).
+                saved = {k: saved_form(v) for k, v in vars(args).items()}
+                last_checkpoint = checkpoint.save({
+                    "arch": "GST",
+                    "model": gst.state_dict(),          # gst, not DDP's wrapper: the same keys
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": i,   # 0-based index of the epoch just finished = the N in gst_N.pth
+                    "total_train_step": total_train_step,
+                    "total_test_step": total_test_step,
+                    "classes": list(classes),
+                    "normalize": normalize,   # (mean, std) after ToTensor, or None: p25 applies it
+                    "rng": generator.get_state(),
+                    "test_loss": total_test_loss,
+                    "test_accuracy": test_accuracy,
+                    "run_id": run_id,
+                    "data": data_source(args, train_data_size, test_data_size),
+                    "world_size": world.world_size,
+                    "torchrun_launch": world.launch_id,
+                    # vars(args), not the Namespace: plain data that weights_only=True loads
+                    "args": saved,
+                }, run_ckpt / "gst_{}.pth".format(i), option="--checkpoint-dir DIR")
+                kept_args = saved
+                print("模型已保存 / saved {}".format(last_checkpoint))
         if world.is_main:
             end_hparams(writer)     # every epoch trained: "success" in the HParams table
         digests = distributed.gather(weights_digest(gst))
@@ -806,7 +809,9 @@ def run(args, argv, given, world, device) -> int:
         # one line, printed by cli.entrypoint (by rank 0 alone under torchrun), exit 130
         kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
                 if world.is_main else "rank 0 says what was saved")
-        raise KeyboardInterrupt(f"stopped during epoch {i + 1} of {epochs}: {kept}") from None
+        when = ("after" if last_checkpoint is not None and runs.epoch_of(last_checkpoint) == i
+                else "during")           # (after: stopped once its checkpoint was saved)
+        raise KeyboardInterrupt(f"stopped {when} epoch {i + 1} of {epochs}: {kept}") from None
     except RuntimeError as e:
         if (why := distributed.peer_failure(e)) is None:
             raise

@@ -123,6 +123,54 @@ def test_sigterm_stops_a_script_as_ctrl_c_does_and_exits_143(capsys, monkeypatch
     assert in_thread == [before]                           # nor outside the main thread
 
 
+def test_finishing_holds_a_stop_until_what_it_writes_is_written(capsys, monkeypatch):
+    """Ctrl-C (SIGINT) or `kill` (SIGTERM) inside ``finishing``: the block runs to its end, then
+    the stop is raised as it would have been (exit 130 / 143); a second one stops at once."""
+    no_launch(monkeypatch)
+    before = {signum: signal.signal(signum, handler) for signum, handler in
+              ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL))}
+    try:
+        for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            written = []
+
+            @cli.entrypoint
+            def saving(argv=None):
+                with cli.finishing("the checkpoint"):
+                    os.kill(os.getpid(), signum)
+                    time.sleep(0.05)            # where the stop would have landed
+                    written.append("whole")
+                written.append("after")          # never: the stop comes before this
+                return 0
+
+            assert saving([]) == code and written == ["whole"]
+            assert capsys.readouterr().err == ("finishing the checkpoint, then stopping (Ctrl-C "
+                                               "again stops at once)\n" +
+                                               ("interrupted\n" if code == 130 else "terminated\n"))
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
+
+        with pytest.raises(KeyboardInterrupt):
+            with cli.finishing("the checkpoint"):
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)          # the second: at once
+                written.append("never")
+        assert written == ["whole"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+        # What raises no KeyboardInterrupt here is left alone: torchrun's SIGTERM (the default),
+        # and everything outside the main thread.
+        with cli.finishing("x"):
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(
+            cli.finishing("x").__enter__() or signal.getsignal(signal.SIGINT)))
+        worker.start()
+        worker.join()
+        assert seen == [signal.default_int_handler]
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 def test_an_interrupt_marked_exit_at_once_ends_the_process_after_its_line(capsys, monkeypatch):
     # what distributed.process_group marks under torchrun: no clean-up that could hang
     exits = []

@@ -25,9 +25,10 @@ from common import step as common_step
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
 from conftest import (REPO, course_test_pass, ctrl_c, load_script, no_launch, only_run,
-                      printed_run, run_dirs, scalar_tags, scalars)
+                      events, printed_run, run_dirs, scalar_tags, scalars)
 
 p23 = load_script("p23_train")
+LOG_WHAT_IT_LEARNED = p23.log_what_it_learned     # for the tests that need the pictures drawn
 
 
 @pytest.fixture(autouse=True)
@@ -665,6 +666,76 @@ def test_kill_stops_a_run_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
     assert err[-1].startswith("stopped during epoch 2 of 3: gst_0.pth holds epoch 1; go on "
                               "with: ") and f"--resume {ckpt_dir / 'gst_0.pth'}" in err[-1]
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
+
+
+def _ctrl_c_while_saving_epoch_2(monkeypatch, presses):
+    """The learner's Ctrl-C (a real SIGINT, ``presses`` times) once epoch 2's TensorBoard
+    points are written, as its checkpoint is about to be."""
+    real_save, calls = checkpoint.save, []
+
+    def save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    monkeypatch.setattr(p23, "log_what_it_learned", LOG_WHAT_IT_LEARNED)
+
+
+@pytest.fixture
+def plain_sigint():
+    """SIGINT as it meets a plain ``python`` run (a test runner may handle it its own way)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_while_an_epoch_is_saved_waits_for_its_checkpoint(tmp_path, monkeypatch, capsys,
+                                                                 plain_sigint):
+    """A stop between an epoch's TensorBoard points and its checkpoint left points that no
+    checkpoint goes on from: the resume drew that epoch twice (two test_loss points at step 1).
+    Now the checkpoint is written first, then the run stops, and each epoch is drawn once."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    no_launch(monkeypatch)
+    with monkeypatch.context() as m:
+        _ctrl_c_while_saving_epoch_2(m, presses=1)
+        assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
+                         *_paths(tmp_path)]) == 130
+    ckpt_dir = _run_checkpoints(tmp_path)
+    err = capsys.readouterr().err.splitlines()
+    assert ("finishing epoch 2's TensorBoard points and checkpoint, then stopping (Ctrl-C again "
+            "stops at once)") in err
+    assert err[-1].startswith("stopped after epoch 2 of 3: gst_1.pth holds epoch 2; go on with: ")
+    assert _ckpt_names(ckpt_dir) == ["gst_0.pth", "gst_1.pth"]
+    assert checkpoint.load(ckpt_dir / "gst_1.pth")["total_test_step"] == 2
+
+    monkeypatch.setattr(p23, "log_what_it_learned", LOG_WHAT_IT_LEARNED)   # drawn: their steps
+    assert p23.main(["--resume", str(ckpt_dir / "gst_1.pth"), *_paths(tmp_path)]) == 0
+    run = only_run(tmp_path / "run" / "logs", "p23_train")
+    tags = sorted(scalar_tags(run) - {"train_loss"})
+    assert "test_loss" in tags and "test_accuracy" in tags and len(tags) > 4    # + each class
+    for tag in tags:
+        assert [s for s, _ in scalars(run, tag)] == [0, 1, 2], tag
+    assert [e.step for e in events(run).Images("test_confusion_matrix")] == [0, 1, 2]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
+
+
+def test_ctrl_c_twice_while_an_epoch_is_saved_stops_at_once(tmp_path, monkeypatch, capsys,
+                                                            plain_sigint):
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    no_launch(monkeypatch)
+    with monkeypatch.context() as m:
+        _ctrl_c_while_saving_epoch_2(m, presses=2)
+        assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
+                         *_paths(tmp_path)]) == 130
+    ckpt_dir = _run_checkpoints(tmp_path)
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("stopped during epoch 2 of 3: gst_0.pth holds epoch 1; go on with: ")
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["gst_0.pth"]     # no temporary file
 
 
 def test_the_printed_resume_command_works_pasted_as_it_is(tmp_path, monkeypatch, capsys):
