@@ -21,6 +21,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -326,12 +327,52 @@ def upright(image: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
+# A picture you name is your own photo, not a stranger's upload: PIL's guard against
+# "decompression bombs" (a warning above 89 megapixels, an error above 179) refused a
+# 200-megapixel phone photo and printed a warning for a 108-megapixel one. Up to a gigapixel
+# (3 GB once decoded) is read, quietly.
+OWN_PICTURE_MAX_PIXELS = 1_000_000_000
+
+
+def open_picture(path) -> Image.Image:
+    """``Image.open`` for the user's own pictures (see :data:`OWN_PICTURE_MAX_PIXELS`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # PIL warns above MAX_IMAGE_PIXELS and refuses above twice it
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, OWN_PICTURE_MAX_PIXELS // 2
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
+def rgb(image: Image.Image) -> Image.Image:
+    """``image`` upright (its EXIF orientation), as 3 channels of 8 bits: what the model takes.
+
+    A PNG may be RGBA (4 channels), L (1) or P (palette), which ``convert("RGB")`` turns into
+    RGB. A 16-bit grey PNG (mode I;16, or I) or a float TIFF (F, most often 0 to 1) it does
+    not scale but cuts at 255: a 16-bit photo came out white, a 0-to-1 one black. Those are
+    scaled to 8 bits first (an I picture whose values all fit in 8 bits is taken as 8-bit).
+    """
+    image = upright(image)
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = values.max(initial=0)
+        if image.mode == "F":
+            values = values * 255 if top <= 1 else values
+        elif image.mode != "I" or top > 255:
+            values = values / 257                      # 0..65535 -> 0..255
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
 def upright_rgb_loader(path: str) -> Image.Image:
-    """ImageFolder's loader (torchvision's ``pil_loader``: open, RGB), EXIF orientation applied.
-    Opened by its path, not a file object as ``pil_loader`` does, so that PIL's error names
-    the file rather than ``<_io.BufferedReader name=...>``."""
-    with Image.open(path) as img:
-        return upright(img).convert("RGB")
+    """ImageFolder's loader (torchvision's ``pil_loader``: open, RGB), EXIF orientation applied
+    and 16-bit pictures scaled (see :func:`rgb`). Opened by its path, not a file object as
+    ``pil_loader`` does, so that PIL's error names the file rather than
+    ``<_io.BufferedReader name=...>``."""
+    with open_picture(path) as img:
+        return rgb(img)
 
 
 def image_folder(folder: Path, split: str, transform=None) -> ImageFolder:

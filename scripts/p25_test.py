@@ -8,7 +8,8 @@ What to look at: first the checkpoint loaded and what it was trained on (the dat
 test accuracy); then for each image, its original mode and size, and the top-k classes with
 their probabilities (softmax of the output). A PNG with transparency (RGBA), a grayscale
 (L) or palette (P) image is converted to RGB first, as the course does with
-image.convert('RGB'). The images are read first, then the model is loaded, as in the course.
+image.convert('RGB'); a 16-bit or float one is scaled to 8 bits before (convert would cut it
+at 255: white). The images are read first, then the model is loaded, as in the course.
 An image that is missing or unreadable gets one "error: ..." line, the others are still
 predicted, and the exit status is 1 (with no readable image, no model is loaded).
 TensorBoard (beyond the course): run logs/p25_test/<run-id>/ holds one image per picture
@@ -38,7 +39,7 @@ from PIL import Image
 from torch import nn
 
 from common import checkpoint, cli, figures, paths, runs
-from common.data import upright
+from common.data import open_picture, rgb
 from common.device import get_device
 from common.writer import make_writer, need_logdir
 # GST is imported by name so that a course-style whole-model pickle made by a script that
@@ -137,13 +138,15 @@ def training_record(obj, path: Path) -> list[str]:
 def read_image(path: Path, transform) -> tuple[torch.Tensor, str, Image.Image]:
     """``(tensor [3, 32, 32], description, the RGB picture at most THUMBNAIL pixels wide and
     high)``; OSError/ValueError if the file is not an image."""
-    with Image.open(path) as image:
+    # The course's Image.open, for your own photos: a 200-megapixel one is no "decompression
+    # bomb" (see common.data.open_picture)
+    with open_picture(path) as image:
         # (PIL names the format of every file it can open)
         original = f"{image.format} {image.mode} {image.width}x{image.height}"
         # A phone photo is stored sideways with an EXIF tag saying how to turn it, which the
         # course's Image.open ignores: turned upright first, as image folders are in training.
-        # A PNG may be RGBA (4 channels), L (1) or P (palette): the model wants 3.
-        image = upright(image).convert('RGB')
+        # A PNG may be RGBA (4 channels), L (1), P (palette) or 16-bit: the model wants 3 of 8.
+        image = rgb(image)
     picture = image.copy()
     picture.thumbnail((THUMBNAIL, THUMBNAIL))       # for TensorBoard: a phone photo is huge
     image = transform(image)

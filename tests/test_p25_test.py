@@ -1,6 +1,7 @@
 import os
 import re
 import shlex
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from common import checkpoint, cli, paths
+from common import checkpoint, cli, data, paths
 from common.model import CIFAR10_CLASSES, GST
 from conftest import REPO, load_script, sideways_photo, upright_photo
 
@@ -125,6 +126,63 @@ def test_probabilities_match_an_independent_computation(tmp_path, capsys, normal
     expected = sorted(zip(CIFAR10_CLASSES, probs.tolist()), key=lambda cp: -cp[1])
     assert [c for c, _ in top] == [c for c, _ in expected]
     assert [p for _, p in top] == pytest.approx([p for _, p in expected], abs=6e-5)
+
+
+def test_a_16_bit_or_float_picture_is_predicted_as_its_8_bit_twin(tmp_path, capsys):
+    """PIL's convert("RGB") cut a 16-bit grey PNG at 255 (a gradient came out all but white,
+    predicted "ship" at 99.8%) and a 0-to-1 float TIFF at 1 (black). The same picture saved
+    in 8 bits is the oracle: the same probabilities."""
+    torch.manual_seed(0)
+    ckpt = checkpoint.save({"arch": "GST", "model": GST().state_dict(),
+                            "classes": list(CIFAR10_CLASSES)}, tmp_path / "gst_0.pth")
+    ramp = np.add.outer(np.arange(48), np.arange(64)) / (47 + 63)        # 0 .. 1, 48 x 64
+    eight = np.rint(ramp * 255).astype(np.uint8)
+    Image.fromarray(eight, "L").save(tmp_path / "eight.png")
+    Image.fromarray((eight.astype(np.uint16) * 257)).save(tmp_path / "sixteen.png")   # I;16
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "float.tif")             # F
+    names = ["eight.png", "sixteen.png", "float.tif"]
+    assert p25.main([*(str(tmp_path / n) for n in names), "--checkpoint", str(ckpt),
+                     "--topk", "10"]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'sixteen.png'}  (PNG I;16 64x48 -> RGB 32x32)" in out
+    assert f"{tmp_path / 'float.tif'}  (TIFF F 64x48 -> RGB 32x32)" in out
+    pred = _predictions(out)
+    for name in names[1:]:
+        assert pred[str(tmp_path / name)] == pred[str(tmp_path / "eight.png")], name
+
+
+def test_rgb_scales_wide_pictures_to_8_bits():
+    ramp = np.arange(0, 65536, 257, dtype=np.uint16).reshape(16, 16)       # 0, 257, ... 65535
+    sixteen = data.rgb(Image.fromarray(ramp))
+    assert sixteen.mode == "RGB"
+    assert (np.asarray(sixteen)[..., 1] == ramp // 257).all()              # exactly 0 .. 255
+    small = np.arange(256, dtype=np.int32).reshape(16, 16)                   # I, all in 8 bits
+    assert (np.asarray(data.rgb(Image.fromarray(small)))[..., 0] == small).all()
+    wide = Image.fromarray(ramp.astype(np.int32))                           # I, 16-bit values
+    assert (np.asarray(data.rgb(wide))[..., 2] == ramp // 257).all()
+    unit = Image.fromarray((ramp / 65535).astype(np.float32))               # F, 0 .. 1
+    assert (np.asarray(data.rgb(unit))[..., 0] == ramp // 257).all()
+    grey = Image.fromarray((ramp // 257).astype(np.uint8))
+    assert np.asarray(data.rgb(grey)).tolist() == np.asarray(grey.convert("RGB")).tolist()
+
+
+def test_a_huge_own_picture_is_read_quietly_and_the_guard_put_back(tmp_path, monkeypatch):
+    """PIL warns above Image.MAX_IMAGE_PIXELS and refuses above twice it (a 200-megapixel
+    phone photo was "not a readable image"); the user's own pictures get a gigapixel. Scaled
+    down here: PIL's limit 100 pixels, a 30 x 20 picture."""
+    _picture(RED, size=(30, 20)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # no DecompressionBombWarning either
+        with data.open_picture(tmp_path / "big.png") as image:
+            assert image.size == (30, 20)
+    assert Image.MAX_IMAGE_PIXELS == 100                # PIL's own guard as it was
+    monkeypatch.setattr(data, "OWN_PICTURE_MAX_PIXELS", 500)
+    with pytest.raises(Image.DecompressionBombError):   # past the gigapixel (here 500)
+        data.open_picture(tmp_path / "big.png")
+    assert Image.MAX_IMAGE_PIXELS == 100
 
 
 def test_a_phone_photo_is_classified_upright(tmp_path, capsys):
