@@ -53,13 +53,28 @@ def _installed_cjk_fonts() -> tuple[str, ...]:
     return tuple(name for name in CJK_FONTS if name in installed)
 
 
+@functools.cache
+def _default_font_draws() -> frozenset[int]:
+    """The characters matplotlib's default font, DejaVu Sans, has glyphs for: Latin with its
+    accents (café, guêpes, ü), Greek, Cyrillic..., but no Chinese."""
+    from matplotlib import font_manager
+    path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+    return frozenset(font_manager.get_font(path).get_charmap())
+
+
+def _undrawn(text: str) -> bool:
+    return not text.isascii() and any(ord(c) not in _default_font_draws()
+                                       for c in text if c.isprintable() and not c.isspace())
+
+
 def _text_style(*texts: str) -> dict:
     """``fontfamily``: the default font, then an installed CJK font for the glyphs it lacks,
     when ``texts`` (class names, file names) hold any; else nothing (the default, faster)."""
-    if all(text.isascii() for text in texts):
+    undrawn = tuple(text for text in texts if _undrawn(text))
+    if not undrawn:
         return {}
     if not _installed_cjk_fonts():
-        _no_font_note(tuple(text for text in texts if not text.isascii()))
+        _no_font_note(undrawn)
     return {"fontfamily": ["DejaVu Sans", *_installed_cjk_fonts()]}
 
 

@@ -212,6 +212,16 @@ def test_class_names_no_installed_font_draws_get_one_note_not_a_warning_per_glyp
                      "show boxes for them. Install a CJK font") == 1
     assert not [w for w in recwarn if "missing from font" in str(w.message)]
 
+    # Accents are not Chinese: the default font draws café, guêpes, ü (and Greek, Cyrillic),
+    # with no note and no warning (a file "sp ace ü.png" got the CJK note, wrongly).
+    figures._no_font_note.cache_clear()
+    for names in (["café", "guêpes"], ["Ameisen ü", "мёд"], ["αβ", "z"]):
+        figure_to_image(figures.confusion_figure(torch.eye(2, dtype=torch.int64), names))
+    assert capsys.readouterr().err == ""
+    from matplotlib import font_manager     # the oracle: DejaVu Sans's own character map
+    dejavu = font_manager.get_font(font_manager.findfont("DejaVu Sans")).get_charmap()
+    assert all(ord(c) in dejavu for c in "caféguêpesüмёдαβ") and ord("蚂") not in dejavu
+
 
 def test_a_resumed_run_adds_its_text_and_keeps_one_hparams_entry(trained, tmp_path):
     root = tmp_path / "copy"
