@@ -120,9 +120,15 @@ def entrypoint(main: Callable[..., int]) -> Callable[..., int]:
                         pass
                 os._exit(EXIT_INTERRUPTED)            # no interpreter clean-up to hang in
             return EXIT_TERMINATED if _Terminated.received else EXIT_INTERRUPTED
-        except BrokenPipeError:
+        except BrokenPipeError as e:
             # The output was piped into a reader that stopped early (`... | head`): stop
-            # quietly, and point stdout at devnull so the interpreter's final flush is silent.
+            # quietly (a training run says on stderr what it kept, ``e.stopped``), and point
+            # stdout at devnull so the interpreter's final flush is silent.
+            if getattr(e, "stopped", None) and not _which_process():
+                try:
+                    print(e.stopped, file=sys.stderr)
+                except (OSError, ValueError):
+                    pass
             try:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             except (OSError, ValueError, AttributeError):

@@ -791,6 +791,15 @@ def run(args, argv, given, world, device) -> int:
         raise cli.UserError(f"training diverged: {e} (--lr {args.lr}, --momentum "
                             f"{args.momentum}). Start again with a smaller --lr: "
                             f"{smaller_lr_command(argv, args.lr, world)}") from None
+    except BrokenPipeError as e:
+        # The printed output goes into a pipe whose reader has stopped (`... | head -20`): the
+        # run stops as Ctrl-C stops it, and says so on stderr, which is still open.
+        unfinished = True
+        kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
+                if world.is_main else "rank 0 says what was saved")
+        e.stopped = (f"stopped during epoch {i + 1} of {epochs}: the program reading its "
+                     f"output (a `| head`?) stopped reading; {kept}")
+        raise
     except (disk.WriteError, OSError) as e:
         # A checkpoint, TensorBoard's event file or the printed output (redirected to a file)
         # could not be written (a full disk...): the checkpoints before it are whole, and

@@ -738,6 +738,45 @@ def test_ctrl_c_twice_while_an_epoch_is_saved_stops_at_once(tmp_path, monkeypatc
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["gst_0.pth"]     # no temporary file
 
 
+class _Head:
+    """stdout piped into ``head -n``: after ``lines`` lines the reader is gone, and the next
+    write fails as a closed pipe's does."""
+
+    def __init__(self, lines):
+        self.lines, self.text = lines, ""
+
+    def write(self, text):
+        if self.text.count("\n") >= self.lines:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        self.text += text
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def test_output_piped_into_head_stops_the_run_and_says_how_to_go_on(tmp_path, monkeypatch,
+                                                                     capsys):
+    """`p23_train.py ... | head -20`: when head has its lines the run cannot print, and stopped
+    in silence (exit 1, nothing on stderr), a half-trained run left as the newest."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    capsys.readouterr()
+    # 8 lines before the first epoch's, 8 a (batch 8) epoch: head stops reading in epoch 2
+    monkeypatch.setattr(sys, "stdout", head := _Head(lines=20))
+    assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
+                     *_paths(tmp_path)]) == 1
+    monkeypatch.undo()
+    assert "模型已保存" in head.text and "-------第 2 轮训练开始-------" in head.text
+    ckpt_dir = _run_checkpoints(tmp_path)
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("stopped during epoch 2 of 3: the program reading its output (a "
+                              "`| head`?) stopped reading; gst_0.pth holds epoch 1; go on with: ")
+    assert err[-1].endswith(f"--resume {ckpt_dir / 'gst_0.pth'} --logdir {tmp_path / 'run' / 'logs'} "
+                            f"--checkpoint-dir {tmp_path / 'run' / 'ckpt'}")
+    assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
+
+
 def test_the_printed_resume_command_works_pasted_as_it_is(tmp_path, monkeypatch, capsys):
     # The ants/bees sample (20 training images, batch 4: 5 steps an epoch, train_loss every
     # step), 4 epochs, Ctrl-C in epoch 2; the line it prints is run in a shell, where the
