@@ -230,8 +230,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *,
             raise
     except Exception as e:
         # torch.save calls f.write from C++, and a failed write comes out of it as a
-        # RuntimeError ("unexpected pos ..."): the OSError it began as is remembered.
+        # RuntimeError ("unexpected pos ..."): the OSError it began as is remembered, and so
+        # is a Ctrl-C (or kill) that landed in the write, which stays a KeyboardInterrupt.
         failure = e if isinstance(e, OSError) else getattr(f, "error", None)
+        if isinstance(failure, KeyboardInterrupt):
+            raise failure from None
         if failure is None or not is_write_failure(failure):
             raise
         failure.filename = None      # the temporary file's name would mislead: name path
@@ -240,7 +243,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *,
 
 
 class _Remembering:
-    """A file that remembers the ``OSError`` its ``write`` raised, for whoever swallows it."""
+    """A file that remembers the ``OSError`` (or Ctrl-C) its ``write`` raised, for whoever
+    swallows it."""
 
     def __init__(self, f: BinaryIO):
         self._f, self.error = f, None
@@ -248,7 +252,7 @@ class _Remembering:
     def write(self, b) -> int:
         try:
             return self._f.write(b)
-        except OSError as e:
+        except (OSError, KeyboardInterrupt) as e:
             self.error = e
             raise
 
