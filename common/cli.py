@@ -288,9 +288,22 @@ def image_flags() -> argparse.ArgumentParser:
     """``--image``: one picture of ``--image-folder`` (the lessons that look at a single image)."""
     p = _parent()
     p.add_argument("--image", default="train/ants/0013035.jpg",
-                   help="the picture, relative to --image-folder (or an absolute path) "
+                   help="the picture: a path from here, or one inside --image-folder "
                         "(default: train/ants/0013035.jpg, the course's ant)")
     return p
+
+
+def image_path(image: str, image_folder: Path) -> Path:
+    """``--image``: the file it names from here (a tab-completed path), else the one inside
+    ``--image-folder`` (the default's ``train/ants/...``); neither is one :class:`UserError`."""
+    given = Path(image)
+    inside = image_folder / given              # (an absolute --image replaces the folder)
+    if given.is_file() or not inside.exists() and given.exists():
+        return given
+    if not given.is_absolute() and not inside.exists():
+        raise UserError(f"image not found: {image}, neither from here ({Path.cwd()}) nor in "
+                        f"--image-folder {image_folder}")
+    return inside
 
 
 def logdir_flags() -> argparse.ArgumentParser:

@@ -123,9 +123,12 @@ def describe(img: Image.Image, label: str) -> str:
     return f"{name}  size={img.size}  mode={img.mode}  label={label!r}"
 
 
-def need_dir(path: Path, what: str) -> None:
+def need_dir(path: Path, what: str, *, pictures: bool = False) -> None:
+    """``path`` is a folder (and, with ``pictures``, one that holds a picture), or one line."""
     if not path.is_dir():
         raise UserError(f"{what} not found: {path}")
+    if pictures and not list_images(path):     # the lesson opens its first picture
+        raise UserError(f"{what} {path} is empty: put the pictures of its class in it")
 
 
 def get_args_parser():
@@ -144,10 +147,11 @@ def main(argv=None) -> int:
     # Check every folder first, so a wrong path stops before anything is written.
     need_dir(args.image_folder, "image folder")
     for label_dir in ("ants", "bees"):
-        need_dir(args.image_folder / "train" / label_dir, "class folder")
+        need_dir(args.image_folder / "train" / label_dir, "class folder", pictures=True)
     need_dir(args.practice_folder, "practice folder")
     for target_dir in ("ants_image", "bees_image"):
-        need_dir(args.practice_folder / "train" / target_dir, "practice image folder")
+        need_dir(args.practice_folder / "train" / target_dir, "practice image folder",
+                 pictures=True)
     # The label files go beside the practice images: writing elsewhere means a copy of the
     # whole folder, images too, and the line a failed write gives says so.
     elsewhere = f"--practice-folder DIR (a copy of {args.practice_folder}, images and all)"

@@ -42,7 +42,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    img_path = args.image_folder / args.image       # an absolute --image replaces the folder
+    img_path = cli.image_path(args.image, args.image_folder)   # from here, or in the folder
     img = open_image(img_path)
     print(f"img: {img}")
 

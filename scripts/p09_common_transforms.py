@@ -46,7 +46,7 @@ def get_args_parser():
 @cli.entrypoint
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    img_path = args.image_folder / args.image       # an absolute --image replaces the folder
+    img_path = cli.image_path(args.image, args.image_folder)   # from here, or in the folder
     img = open_image(img_path)
     if img.mode != "RGB":         # Normalize below has one mean per R, G, B channel
         img = img.convert("RGB")

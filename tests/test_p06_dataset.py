@@ -144,6 +144,27 @@ def test_missing_class_folder_is_one_line(tmp_path, capsys):
     assert err == f"error: class folder not found: {image_folder / 'train/bees'}\n"
 
 
+def test_an_empty_class_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """A class folder with no picture in it (the data unzipped one level off, or a .DS_Store
+    alone): the lesson's img_path_list[0] was an IndexError traceback."""
+    image_folder, practice = copy_samples(tmp_path)
+    for picture in (image_folder / "train/ants").iterdir():
+        picture.unlink()
+    (image_folder / "train/ants/.DS_Store").write_bytes(b"")
+    rc, out, err = run(image_folder, practice, capsys)
+    assert (rc, out) == (1, "")
+    assert err == (f"error: class folder {image_folder / 'train/ants'} is empty: put the "
+                   "pictures of its class in it\n")
+    image_folder, practice = copy_samples(tmp_path / "2")
+    shutil.rmtree(practice / "train/bees_image")
+    (practice / "train/bees_image").mkdir()
+    rc, out, err = run(image_folder, practice, capsys)
+    assert (rc, out) == (1, "")
+    assert err == (f"error: practice image folder {practice / 'train/bees_image'} is empty: "
+                   "put the pictures of its class in it\n")
+    assert not (practice / "train/ants_label").exists()       # nothing written
+
+
 def test_missing_practice_images_write_nothing(tmp_path, capsys):
     image_folder, practice = copy_samples(tmp_path)
     shutil.rmtree(practice / "train/bees_image")

@@ -56,6 +56,26 @@ def test_other_image_by_absolute_path(tmp_path, capsys):
     assert "cv_img.shape: (30, 40, 3)  cv_img.dtype: uint8\n" in out
 
 
+def test_image_by_a_path_from_here_or_inside_the_image_folder(tmp_path, monkeypatch, capsys):
+    """A tab-completed path from where you are is used as it is (it was joined to
+    --image-folder: dataset/hymenoptera_sample/dataset/hymenoptera_sample/...); a path inside
+    --image-folder still works; a path that is in neither place says both."""
+    folder = tmp_path / "pics"
+    (folder / "train/bees").mkdir(parents=True)
+    Image.new("L", (40, 30), 128).save(folder / "train/bees/grey.png")
+    Image.new("L", (20, 10), 128).save(tmp_path / "here.png")
+    monkeypatch.chdir(tmp_path)
+    logs = ["--logdir", str(tmp_path / "logs"), "--image-folder", str(folder)]
+    for image, shape in (("pics/train/bees/grey.png", "[1, 30, 40]"),     # from here
+                         ("train/bees/grey.png", "[1, 30, 40]"),          # inside the folder
+                         ("here.png", "[1, 10, 20]")):
+        assert p08.main(["--image", image, *logs]) == 0, image
+        assert f"tensor_img.shape: torch.Size({shape})" in capsys.readouterr().out, image
+    assert p08.main(["--image", "train/ants/x.jpg", *logs]) == 1
+    assert capsys.readouterr().err == (f"error: image not found: train/ants/x.jpg, neither from "
+                                       f"here ({tmp_path}) nor in --image-folder {folder}\n")
+
+
 def test_bad_image_is_one_line(tmp_path, capsys):
     missing = tmp_path / "missing.jpg"
     assert p08.main(["--image", str(missing), "--logdir", str(tmp_path / "logs")]) == 1
