@@ -304,29 +304,6 @@ def cifar10_test_loader(args, batch_size: int = 64, *, drop_last: bool = False) 
                       num_workers=args.num_workers)
 
 
-def open_image(path: Path) -> Image.Image:
-    """``Image.open`` + ``load`` (reads the pixels, closes the file); a bad path is one
-    :class:`UserError` line."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not an image: name a picture file")
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img
-    except OSError as e:          # PIL's UnidentifiedImageError is an OSError
-        raise UserError(f"cannot read image {path}: {reason(e)}") from None
-
-
-def upright(image: Image.Image) -> Image.Image:
-    """``image`` turned the way its EXIF orientation says. A phone stores a photo taken
-    upright as the sensor saw it (often sideways) with a tag saying how to turn it; image
-    viewers apply it, ``Image.open`` does not, so without this the network sees it sideways."""
-    return ImageOps.exif_transpose(image)
-
-
 # A picture you name is your own photo, not a stranger's upload: PIL's guard against
 # "decompression bombs" (a warning above 89 megapixels, an error above 179) refused a
 # 200-megapixel phone photo and printed a warning for a 108-megapixel one. Up to a gigapixel
@@ -344,6 +321,30 @@ def open_picture(path) -> Image.Image:
             return Image.open(path)
         finally:
             Image.MAX_IMAGE_PIXELS = limit
+
+
+def open_image(path: Path) -> Image.Image:
+    """``Image.open`` + ``load`` (reads the pixels, closes the file); a bad path is one
+    :class:`UserError` line."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an image: name a picture file")
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    try:
+        with open_picture(path) as img:    # the course's Image.open, for your own pictures
+            img.load()
+            return img
+    # PIL's UnidentifiedImageError is an OSError; a picture past a gigapixel is refused
+    except (OSError, Image.DecompressionBombError) as e:
+        raise UserError(f"cannot read image {path}: {reason(e)}") from None
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned the way its EXIF orientation says. A phone stores a photo taken
+    upright as the sensor saw it (often sideways) with a tag saying how to turn it; image
+    viewers apply it, ``Image.open`` does not, so without this the network sees it sideways."""
+    return ImageOps.exif_transpose(image)
 
 
 def rgb(image: Image.Image) -> Image.Image:
@@ -411,7 +412,8 @@ def image_folder_uint8(folder: Path, split: str, size: int = 32,
     for i, (path, _) in enumerate(ds.samples):
         try:
             images.append(ds[i][0])
-        except OSError as e:             # PIL's UnidentifiedImageError is an OSError
+        # PIL's UnidentifiedImageError is an OSError; a picture past a gigapixel is refused
+        except (OSError, Image.DecompressionBombError) as e:
             raise UserError(f"cannot read image {path}: {reason(e)}") from None
     targets = torch.tensor(ds.targets, dtype=torch.int64)
     return torch.stack(images), targets, list(ds.classes)

@@ -331,6 +331,22 @@ def test_open_image_reads_the_pixels_and_names_a_bad_file(tmp_path):
                                  f"image file '{tmp_path / 'c.png'}'")
 
 
+def test_a_picture_past_a_gigapixel_is_one_line(tmp_path, monkeypatch):
+    """PIL's DecompressionBombError is no OSError: it came out of p08/p09 as a traceback.
+    Scaled down: the gigapixel is 1500 pixels here, the picture 60 x 40 (the others 1200)."""
+    monkeypatch.setattr(data, "OWN_PICTURE_MAX_PIXELS", 1500)
+    root = _make_folder(tmp_path / "imgs")
+    big = root / "train" / "bees" / "big.png"
+    Image.new("RGB", (60, 40)).save(big)
+    with pytest.raises(UserError) as caught:
+        data.open_image(big)
+    assert str(caught.value).startswith(f"cannot read image {big}: Image size (2400 pixels) "
+                                        "exceeds limit of 1500 pixels")
+    with pytest.raises(UserError) as caught:
+        data.image_folder_uint8(root, "train")
+    assert str(caught.value).startswith(f"cannot read image {big}: Image size (2400 pixels)")
+
+
 def test_fake_cifar_says_what_it_is_in_its_repr():
     text = repr(data.FakeCIFAR10(train=False, size=3))
     assert text.splitlines() == ["Dataset FakeCIFAR10", "    Number of datapoints: 3",
