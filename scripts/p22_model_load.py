@@ -84,13 +84,17 @@ def need_saved_files(args, files: list[Path]) -> None:
     --checkpoint-dir where they are not the defaults, so it works when pasted)."""
     for path in files:
         if not path.is_file():
-            own: list[str | Path] = []
-            if args.arch != DEFAULT_ARCH:
-                own += ["--arch", args.arch]
-            if Path(args.checkpoint_dir).resolve() != Path(paths.CHECKPOINT_DIR).resolve():
-                own += ["--checkpoint-dir", Path(args.checkpoint_dir)]
-            raise UserError(f"no such checkpoint: {cli.shown(path)}: "
-                            f"run {cli.command_line(SAVE_SCRIPT, *own)} first")
+            raise UserError(f"no such checkpoint: {cli.shown(path)}: run {save_command(args)} first")
+
+
+def save_command(args) -> str:
+    """The p22_model_save.py command that writes the files this run reads."""
+    own: list[str | Path] = []
+    if args.arch != DEFAULT_ARCH:
+        own += ["--arch", args.arch]
+    if Path(args.checkpoint_dir).resolve() != Path(paths.CHECKPOINT_DIR).resolve():
+        own += ["--checkpoint-dir", Path(args.checkpoint_dir)]
+    return cli.command_line(SAVE_SCRIPT, *own)
 
 
 def whole_model_refusal(path: Path) -> str | None:
@@ -115,9 +119,15 @@ def load_whole_model(path: Path, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
-def load_method2(path: Path, arch: str, device: torch.device) -> nn.Module:
-    """方式2: build the model from code, then load the saved state_dict into it."""
-    state_dict = checkpoint.load(path)                 # weights_only=True
+def load_method2(path: Path, arch: str, device: torch.device, save: str) -> nn.Module:
+    """方式2: build the model from code, then load the saved state_dict into it (``save``: the
+    command that writes the file again)."""
+    try:
+        state_dict = checkpoint.load(path)     # weights_only=True, even with --trust-pickle:
+    except checkpoint.PickleRefused:           # a state_dict is tensors, never code
+        raise UserError(f"{path} holds a whole pickled model, not the state_dict of method 2 "
+                        f"(torch.save({arch}.state_dict(), ...)), so --trust-pickle does not "
+                        f"apply to it: write it again with {save}") from None
     # The course first printed torch.load("vgg16_method2.pth") itself: not a model, a dict.
     if isinstance(state_dict, dict):
         first = ", ".join(f"{k} {list(v.shape)}" for k, v in list(state_dict.items())[:2]
@@ -154,7 +164,8 @@ def main(argv=None) -> int:
         print(model)
 
     # 2. 方式2，加载模型 / method 2: build the model, then load the state_dict
-    vgg16 = load_method2(checkpoint_dir / f"{args.arch}_method2.pth", args.arch, device)
+    vgg16 = load_method2(checkpoint_dir / f"{args.arch}_method2.pth", args.arch, device,
+                         save_command(args))
     if model is not None and str(model) == str(vgg16):
         # The course prints both; they are one structure, so it is printed once, above.
         same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),

@@ -305,6 +305,23 @@ def test_state_dict_given_as_a_whole_model(load, copy_of_small, capsys):
                               "with method 2\n")
 
 
+def test_a_whole_model_given_as_the_state_dict_says_trust_does_not_apply(load, copy_of_small,
+                                                                         capsys):
+    """Method 2's file holds a pickled model: the line said "re-run with --trust-pickle", and
+    with it printed the same line (method 2 never unpickles code, rightly)."""
+    folder = copy_of_small / OWN
+    shutil.copy(folder / f"{SMALL}_method1.pth", folder / f"{SMALL}_method2.pth")
+    for trust in ([], ["--trust-pickle"]):
+        code, err = run_load(load, copy_of_small, capsys, *trust)
+        assert code == 1 and err.count("\n") == 1, err
+        assert err.startswith(f"error: {folder / f'{SMALL}_method2.pth'} holds a whole pickled "
+                              f"model, not the state_dict of method 2 (torch.save({SMALL}."
+                              "state_dict(), ...)), so --trust-pickle does not apply to it: "
+                              "write it again with "), err
+        assert err.rstrip().endswith(f"p22_model_save.py --arch {SMALL} --checkpoint-dir "
+                                     f"{copy_of_small}"), err
+
+
 def test_unknown_arch(load, copy_of_small, capsys):
     code, err = run_load(load, copy_of_small, capsys, arch="vgg17")
     assert (code, err) == (1, "error: unknown --arch 'vgg17': not a torchvision classification "
