@@ -355,10 +355,12 @@ def _add_seed(p: argparse.ArgumentParser, default: int | None, kernels: bool = F
 
 
 def train_flags(*, batch_size: int = 64, epochs: int | None = 10, lr: float | None = 0.01,
-                seed: int | None = None, kernels: bool = False) -> argparse.ArgumentParser:
+                seed: int | None = None, kernels: bool = False,
+                epochs_are: str = "passes over the training data") -> argparse.ArgumentParser:
     """``--batch-size --epochs --lr --seed``; the course's values are the defaults.
 
-    A lesson that has no use for ``--epochs`` or ``--lr`` passes ``None`` to leave it out.
+    A lesson that has no use for ``--epochs`` or ``--lr`` passes ``None`` to leave it out;
+    ``epochs_are`` says what its epochs are, where that is not training on the training set.
     ``kernels``: the lesson trains on the device and calls
     :func:`common.device.choose_kernels`, so ``--help`` says what ``--seed`` does on CUDA.
     """
@@ -367,7 +369,7 @@ def train_flags(*, batch_size: int = 64, epochs: int | None = 10, lr: float | No
                    help=f"images per batch (default: {batch_size})")
     if epochs is not None:
         p.add_argument("--epochs", type=positive_int, default=epochs,
-                       help=f"passes over the training data (default: {epochs})")
+                       help=f"{epochs_are} (default: {epochs})")
     if lr is not None:
         p.add_argument("--lr", type=positive_float, default=lr,
                        help=f"learning rate of SGD (default: {lr})")

@@ -33,7 +33,9 @@ SCRIPT = "p11_dataloader"
 def get_args_parser():
     # No --device: a DataLoader only reads and stacks images; no --lr: nothing is trained.
     return cli.parser(__doc__, cli.data_flags(), cli.logdir_flags(),
-                      cli.train_flags(batch_size=10, epochs=2, lr=None))
+                      cli.train_flags(batch_size=10, epochs=2, lr=None,
+                                      epochs_are="passes over the test set, each in a new "
+                                                 "shuffled order (nothing is trained)"))
 
 
 @cli.entrypoint

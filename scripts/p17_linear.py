@@ -93,7 +93,7 @@ def main(argv=None) -> int:
             batches += 1
             if batches == args.max_batches:
                 break
-        print(f"{batches} batches of {BATCH_SIZE}")
+        print(f"{cli.counted(batches, 'batch', 'batches')} of {BATCH_SIZE}")
 
         # 4. 为什么 drop_last=True / why drop_last=True
         show_drop_last(gst, len(dataloader.dataset), device)

@@ -33,7 +33,9 @@ from common.model import GST
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = cli.parser(__doc__, cli.device_flags(), cli.data_flags(),
-                   cli.train_flags(batch_size=64, epochs=20, lr=0.01, kernels=True))
+                   cli.train_flags(batch_size=64, epochs=20, lr=0.01, kernels=True,
+                                   epochs_are="passes over the data it trains on (the "
+                                              "course's: the test set)"))
     p.add_argument("--print-steps", action="store_true",
                    help="also print every batch's loss, as the course does (default: off)")
     return p

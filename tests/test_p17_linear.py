@@ -55,7 +55,7 @@ def test_real_cifar_format_last_batch_of_16(p17, real_cifar, capsys):
     assert p17.main(["--data-root", str(real_cifar), "--device", "cpu",
                      "--print-every-batch"]) == 0
     out = capsys.readouterr().out
-    assert "1 batches of 64" in out
+    assert "1 batch of 64" in out
     assert "80 images = 1 x 64 + 16; flattened, 16 images are 49152 values" in out
     assert "(1x49152 and 196608x10)" in out
 
