@@ -75,6 +75,54 @@ def load(path: Path, *, map_location: str | torch.device = "cpu",
                         + (f" ({first})" if first else "")) from None
 
 
+# What each field of a training run's checkpoint (p23's gst_<epoch>.pth) holds. A file made
+# some other way (by hand, by your own script) with a field of another kind is refused in one
+# line, not met as a TypeError deep inside the resumed run or the prediction.
+_NUMBER = (int, float)
+RUN_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": ((dict,), "a state_dict"),
+    "optimizer": ((dict,), "an optimizer's state_dict"),
+    "epoch": ((int,), "a whole number, 0 or more"),
+    "total_train_step": ((int,), "a whole number, 0 or more"),
+    "total_test_step": ((int,), "a whole number, 0 or more"),
+    "classes": ((list, tuple), "a list of class names"),
+    "normalize": ((list, tuple, type(None)), "(mean, std), or None"),
+    "rng": ((torch.Tensor,), "a generator's state (a uint8 tensor)"),
+    "test_loss": ((*_NUMBER, type(None)), "a number"),
+    "test_accuracy": ((*_NUMBER, type(None)), "a number"),
+    "run_id": ((str, type(None)), "a run's name"),
+    "data": ((dict, type(None)), "a description of the data"),
+    "world_size": ((int,), "a whole number"),
+    "args": ((dict, type(None)), "the run's settings"),
+}
+
+
+def need_run_fields(obj: dict, path: Path) -> None:
+    """Every :data:`RUN_FIELDS` field that ``obj`` has holds what it should; else one line."""
+    for key, (kinds, what) in RUN_FIELDS.items():
+        if key not in obj:
+            continue
+        value = obj[key]
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if ok and key == "classes":
+            ok = all(isinstance(c, str) for c in value)
+        elif ok and key == "normalize" and value is not None:
+            ok = len(value) == 2 and all(isinstance(v, _NUMBER) and not isinstance(v, bool)
+                                         for v in value) and value[1] > 0
+        elif ok and key == "rng":
+            ok = value.dtype == torch.uint8 and value.dim() == 1
+        elif ok and key == "optimizer":
+            ok = {"state", "param_groups"} <= value.keys()
+        elif ok and key in ("epoch", "total_train_step", "total_test_step"):
+            ok = value >= 0
+        if not ok:
+            shown = repr(value) if not isinstance(value, torch.Tensor) else (
+                f"a {value.dtype} tensor of shape {list(value.shape)}")
+            raise UserError(f"{path} is not a checkpoint of a training run as p23_train.py "
+                            f"writes one: its {key!r} should be {what}, not "
+                            f"{shown[:60]}{'...' if len(shown) > 60 else ''}")
+
+
 def state_dict_of(obj: Any, path: Path) -> dict:
     """The model state_dict inside a loaded checkpoint: ours (``obj["model"]``) or a bare one."""
     def named(d):            # a state_dict's keys are names: "model.0.weight"

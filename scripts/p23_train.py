@@ -384,6 +384,19 @@ def load_resume(path: Path) -> dict:
         raise cli.UserError(not_ours) from None
     if not (isinstance(state, dict) and {"model", "optimizer", "epoch"} <= state.keys()):
         raise cli.UserError(not_ours)
+    checkpoint.need_run_fields(state, path)        # each field of the kind this file writes
+    # and the settings it goes on with, each one this command's own flag would take
+    for action in get_args_parser()._actions:
+        value = (state.get("args") or {}).get(action.dest)
+        if action.dest not in RESUMED or value is None or not callable(action.type):
+            continue
+        try:
+            parsed = action.type(str(value))
+            if not isinstance(parsed, Path) and (parsed != value or isinstance(value, bool)):
+                raise ValueError(f"saved as {type(value).__name__} {value!r}")   # "3", True
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
+            raise cli.UserError(f"{path} holds a setting this script would not take: "
+                                f"{RESUMED_FLAGS[action.dest]} {value} ({e})") from None
     return state
 
 
@@ -680,7 +693,11 @@ def run(args, argv, given, world, device) -> int:
         # the shuffle goes on where it was; another --seed given here shuffles by it from now
         reseeded = "seed" in given and args.seed != (state.get("args") or {}).get("seed")
         if "rng" in state and not reseeded:
-            generator.set_state(state["rng"])
+            try:
+                generator.set_state(state["rng"])
+            except RuntimeError as e:     # a uint8 tensor, but not a CPU generator's state
+                raise cli.UserError(f"{resume}: its shuffle state (rng) does not fit torch's "
+                                    f"generator ({cli.reason(e)})") from None
         total_train_step = state.get("total_train_step", 0)
         total_test_step = state.get("total_test_step", start)
 

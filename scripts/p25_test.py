@@ -80,11 +80,15 @@ def load_model(path: Path, trust_pickle: bool
     obj = checkpoint.load(path, trust_pickle=trust_pickle)     # onto the CPU, whatever it was saved on
     if isinstance(obj, dict) and obj.get("arch", "GST") != "GST":
         raise cli.UserError(f"{path} holds a {obj['arch']} model, not GST")
+    if isinstance(obj, dict):
+        checkpoint.need_run_fields(obj, path)     # a field of another kind: one line, here
     state_dict = checkpoint.state_dict_of(obj, path)
     last = state_dict.get("model.8.weight")
     if not isinstance(last, torch.Tensor) or last.dim() != 2:
         raise cli.UserError(f"{path} is not a GST checkpoint (no model.8.weight in its state_dict)")
     num_classes = last.shape[0]
+    if num_classes == 0:
+        raise cli.UserError(f"{path} is not a GST checkpoint (its model has no outputs)")
     classes = obj.get("classes") if isinstance(obj, dict) else None
     if classes is None:
         classes = CIFAR10_CLASSES if num_classes == 10 else [f"class {k}" for k in range(num_classes)]

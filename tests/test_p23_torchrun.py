@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -224,9 +225,12 @@ def test_a_hung_worker_ends_the_run_after_dist_timeout(tmp_path, pictures):
     (run,) = (tmp_path / "ckpt" / "p23_train").iterdir()
     last = sorted(run.iterdir(), key=lambda p: int(p.stem.split("_")[1]))[-1]
     epoch = checkpoint.load(last)["epoch"] + 1               # the epoch the last one holds
+    # (torchrun by its name where the shell finds this venv's, else by its path)
+    torchrun = "torchrun" if shutil.which("torchrun") == str(Path(sys.executable).with_name(
+        "torchrun")) else str(Path(sys.executable).with_name("torchrun"))
     assert line == (f"error: lost contact with the other processes in epoch {epoch + 1} of 30 "
                     "(Timed out waiting 2000ms for recv operation to complete): "
-                    f"{last.name} holds epoch {epoch}; go on with: torchrun --standalone "
+                    f"{last.name} holds epoch {epoch}; go on with: {torchrun} --standalone "
                     f"--nproc-per-node=2 {SCRIPT} --resume {last.relative_to(tmp_path)} "
                     "--device cpu --logdir logs --checkpoint-dir ckpt --dist-timeout 2")
 

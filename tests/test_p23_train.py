@@ -1014,8 +1014,9 @@ def test_resume_errors(tmp_path, monkeypatch, capsys):
         "and epoch): --resume takes a gst_<epoch>.pth written by it\n")
 
     done = tmp_path / "gst_9.pth"
-    checkpoint.save({"model": GST().state_dict(), "optimizer": {}, "epoch": 9,
-                     "classes": list(CIFAR10_CLASSES)}, done)
+    gst = GST()
+    checkpoint.save({"model": gst.state_dict(), "epoch": 9, "classes": list(CIFAR10_CLASSES),
+                     "optimizer": torch.optim.SGD(gst.parameters(), lr=0.01).state_dict()}, done)
     assert p23.main(["--fake-data", "--resume", str(done), *_paths(tmp_path)]) == 1
     assert capsys.readouterr().err == (f"error: {done} has trained 10 epochs, and --epochs 10 asks "
                                        "for no more: nothing to train (add --epochs N, more than "
@@ -1029,6 +1030,38 @@ def test_resume_errors(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == (
         f"error: {pickled} is not a training checkpoint of p23_train.py (it needs model, optimizer "
         "and epoch): --resume takes a gst_<epoch>.pth written by it\n")
+    assert not (tmp_path / "run").exists()          # nothing written by a failed start
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("epoch", "3", "its 'epoch' should be a whole number, 0 or more, not '3'"),
+    ("optimizer", [1, 2], "its 'optimizer' should be an optimizer's state_dict, not [1, 2]"),
+    ("rng", torch.zeros(3), "its 'rng' should be a generator's state (a uint8 tensor), not a "
+                            "torch.float32 tensor of shape [3]"),
+    ("rng", torch.zeros(3, dtype=torch.uint8), "its shuffle state (rng) does not fit torch's "
+                                               "generator (Expected a CPUGeneratorImplState"),
+    ("args.batch_size", -5, "holds a setting this script would not take: --batch-size -5 (must "
+                            "be 1 or more, not -5)"),
+    ("args.epochs", "3", "holds a setting this script would not take: --epochs 3 (saved as str "
+                         "'3')"),
+])
+def test_resume_of_a_checkpoint_made_by_hand_is_one_line(tmp_path, capsys, field, value, words):
+    """A checkpoint with the right keys but a field of another kind (made by hand, or by your
+    own script): a TypeError or IndexError deep in the resumed run, before; now one line."""
+    gst = GST()
+    state = {"model": gst.state_dict(), "epoch": 0, "classes": list(CIFAR10_CLASSES),
+             "optimizer": torch.optim.SGD(gst.parameters(), lr=0.01).state_dict(),
+             "rng": torch.Generator().get_state(), "args": {"batch_size": 8, "epochs": 3}}
+    if field.startswith("args."):
+        state["args"][field[5:]] = value
+    else:
+        state[field] = value
+    made = checkpoint.save(state, tmp_path / "gst_0.pth")
+    capsys.readouterr()
+    assert p23.main(["--fake-data", "--resume", str(made), *_paths(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {made}") and words in err and err.count("\n") == 1, err
+    assert "第 1 轮训练开始" not in out and "第 2 轮训练开始" not in out
     assert not (tmp_path / "run").exists()          # nothing written by a failed start
 
 

@@ -420,6 +420,32 @@ def test_another_architecture_or_no_model_in_the_checkpoint_is_one_line(tmp_path
                                        "state_dict in it)\n")
 
 
+@pytest.mark.parametrize("field, value, words", [
+    ("classes", 5, "its 'classes' should be a list of class names, not 5"),
+    ("normalize", "ab", "its 'normalize' should be (mean, std), or None, not 'ab'"),
+    ("test_accuracy", "x", "its 'test_accuracy' should be a number, not 'x'"),
+    ("epoch", "3", "its 'epoch' should be a whole number, 0 or more, not '3'"),
+    ("model.8", 0, "is not a GST checkpoint (its model has no outputs)"),
+])
+def test_a_checkpoint_made_by_hand_is_one_line(tmp_path, capsys, field, value, words):
+    """The right keys, a field of another kind: a TypeError, ValueError or IndexError before."""
+    state = {"arch": "GST", "model": GST().state_dict(), "epoch": 0,
+             "classes": list(CIFAR10_CLASSES), "normalize": None, "test_accuracy": 0.5}
+    if field == "model.8":
+        state["model"]["model.8.weight"] = torch.zeros(0, 64)
+        state["model"]["model.8.bias"] = torch.zeros(0)
+        state["classes"] = []
+    else:
+        state[field] = value
+    made = checkpoint.save(state, tmp_path / "gst_0.pth")
+    _picture(RED).save(tmp_path / "x.png")
+    assert p25.main([str(tmp_path / "x.png"), "--checkpoint", str(made),
+                     "--logdir", str(tmp_path / "logs")]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {made} ") and words in err and err.count("\n") == 1, err
+    assert not (tmp_path / "logs").exists()
+
+
 def test_predict_runs_the_picture_on_the_models_device_and_ranks_the_classes():
     torch.manual_seed(0)
     image = torch.rand(3, 32, 32)
