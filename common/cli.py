@@ -84,7 +84,11 @@ def finishing(what: str):
         if pending:                                   # a second one: stop now
             before[signum](signum, frame)
         pending.append(signum)
-        print(f"finishing {what}, then stopping (Ctrl-C again stops at once)", file=sys.stderr)
+        try:     # (a handler that prints while stderr is mid-write gets "reentrant call")
+            print(f"finishing {what}, then stopping (Ctrl-C again stops at once)",
+                  file=sys.stderr)
+        except (OSError, RuntimeError, ValueError):
+            pass
 
     for signum in held:
         signal.signal(signum, hold)
