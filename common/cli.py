@@ -84,19 +84,21 @@ def finishing(what: str):
         if pending:                                   # a second one: stop now
             before[signum](signum, frame)
         pending.append(signum)
+        again = "Ctrl-C again" if signum == signal.SIGINT else "a second kill"
         try:     # (a handler that prints while stderr is mid-write gets "reentrant call")
-            print(f"finishing {what}, then stopping (Ctrl-C again stops at once)",
-                  file=sys.stderr)
+            print(f"finishing {what}, then stopping ({again} stops at once)", file=sys.stderr)
         except (OSError, RuntimeError, ValueError):
             pass
 
-    for signum in held:
-        signal.signal(signum, hold)
-    try:
+    def set_all(handlers):
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+    try:     # (set inside the try: a stop landing between the two still puts both back)
+        set_all({signum: hold for signum in held})
         yield
     finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
+        set_all(before)
     if pending:                                   # the stop that waited, as it would have been
         before[pending[0]](pending[0], None)
 

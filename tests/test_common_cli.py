@@ -143,8 +143,9 @@ def test_finishing_holds_a_stop_until_what_it_writes_is_written(capsys, monkeypa
                 return 0
 
             assert saving([]) == code and written == ["whole"]
-            assert capsys.readouterr().err == ("finishing the checkpoint, then stopping (Ctrl-C "
-                                               "again stops at once)\n" +
+            again = "Ctrl-C again" if code == 130 else "a second kill"
+            assert capsys.readouterr().err == (f"finishing the checkpoint, then stopping ({again} "
+                                               "stops at once)\n" +
                                                ("interrupted\n" if code == 130 else "terminated\n"))
             assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
 
@@ -169,6 +170,38 @@ def test_finishing_holds_a_stop_until_what_it_writes_is_written(capsys, monkeypa
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
+
+
+def test_a_kill_while_finishing_sets_its_handlers_leaves_none_behind(monkeypatch, capsys):
+    """A SIGTERM between the SIGINT and the SIGTERM install (sent from inside the first) stops
+    at once, before the block, as it would have without it; both handlers are put back (a
+    SIGINT left held swallowed every later Ctrl-C)."""
+    no_launch(monkeypatch)
+    real = signal.signal
+    before = {signal.SIGINT: real(signal.SIGINT, signal.default_int_handler),
+              signal.SIGTERM: real(signal.SIGTERM, cli._Terminated.handler)}
+
+    def signal_then_kill(signum, handler):
+        old = real(signum, handler)
+        if signum == signal.SIGINT and handler is not signal.default_int_handler:
+            os.kill(os.getpid(), signal.SIGTERM)            # between the two installs
+            time.sleep(0.05)
+        return old
+
+    written = []
+    try:
+        monkeypatch.setattr(signal, "signal", signal_then_kill)
+        with pytest.raises(KeyboardInterrupt):
+            with cli.finishing("the checkpoint"):
+                written.append("whole")
+        monkeypatch.setattr(signal, "signal", real)
+        assert written == [] and capsys.readouterr().err == ""
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) == cli._Terminated.handler
+    finally:
+        cli._Terminated.received = False
+        for signum, handler in before.items():
+            real(signum, handler)
 
 
 def test_an_interrupt_marked_exit_at_once_ends_the_process_after_its_line(capsys, monkeypatch):
