@@ -833,6 +833,14 @@ def run(args, argv, given, world, device) -> int:
     except KeyboardInterrupt:
         unfinished = True
         # one line, printed by cli.entrypoint (by rank 0 alone under torchrun), exit 130
+        if world.is_main and last_checkpoint is not None and \
+                runs.epoch_of(last_checkpoint) == epochs - 1:
+            # held until the last epoch's checkpoint was saved: nothing is left to go on with
+            end_hparams(writer)
+            unwritten = f" (--metrics {args.metrics} was not written)" if args.metrics else ""
+            raise KeyboardInterrupt(f"stopped after the last epoch, {epochs} of {epochs}: the "
+                                    f"training is complete, {last_checkpoint} holds it"
+                                    f"{unwritten}") from None
         kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
                 if world.is_main else "rank 0 says what was saved")
         when = ("after" if last_checkpoint is not None and runs.epoch_of(last_checkpoint) == i

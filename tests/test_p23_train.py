@@ -723,6 +723,29 @@ def test_ctrl_c_while_an_epoch_is_saved_waits_for_its_checkpoint(tmp_path, monke
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
 
 
+def test_ctrl_c_while_the_last_epoch_is_saved_says_the_training_is_complete(tmp_path, monkeypatch,
+                                                                          capsys, plain_sigint):
+    """Held until the last checkpoint is saved, the stop has nothing left to go on with: a
+    go-on line there named a resume that refuses ("has trained 2 epochs, and --epochs 2 asks
+    for no more")."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    no_launch(monkeypatch)
+    with monkeypatch.context() as m:
+        _ctrl_c_while_saving_epoch_2(m, presses=1)
+        assert p23.main(["--fake-data", "--epochs", "2", "--batch-size", "8",
+                         "--metrics", str(tmp_path / "m.json"), *_paths(tmp_path)]) == 130
+    ckpt_dir = _run_checkpoints(tmp_path)
+    assert _ckpt_names(ckpt_dir) == ["gst_0.pth", "gst_1.pth"]
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (f"stopped after the last epoch, 2 of 2: the training is complete, "
+                       f"{ckpt_dir / 'gst_1.pth'} holds it (--metrics {tmp_path / 'm.json'} "
+                       "was not written)")
+    # every epoch trained: the HParams entry is finished (its session_end_info written)
+    acc = events(only_run(tmp_path / "run" / "logs", "p23_train"))
+    assert "_hparams_/session_end_info" in acc.PluginTagToContent("hparams")
+
+
 def test_ctrl_c_twice_while_an_epoch_is_saved_stops_at_once(tmp_path, monkeypatch, capsys,
                                                             plain_sigint):
     monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
