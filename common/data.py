@@ -312,13 +312,21 @@ OWN_PICTURE_MAX_PIXELS = 1_000_000_000
 
 
 def open_picture(path) -> Image.Image:
-    """``Image.open`` for the user's own pictures (see :data:`OWN_PICTURE_MAX_PIXELS`)."""
+    """``Image.open`` + ``load`` for the user's own pictures (see
+    :data:`OWN_PICTURE_MAX_PIXELS`): the pixels are read here, as a TIFF checks its size
+    again when they are."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         # PIL warns above MAX_IMAGE_PIXELS and refuses above twice it
         limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, OWN_PICTURE_MAX_PIXELS // 2
         try:
-            return Image.open(path)
+            image = Image.open(path)
+            try:
+                image.load()
+            except BaseException:
+                image.close()
+                raise
+            return image
         finally:
             Image.MAX_IMAGE_PIXELS = limit
 
@@ -333,7 +341,6 @@ def open_image(path: Path) -> Image.Image:
         raise UserError(f"image not found: {path}")
     try:
         with open_picture(path) as img:    # the course's Image.open, for your own pictures
-            img.load()
             return img
     # PIL's UnidentifiedImageError is an OSError; a picture past a gigapixel is refused
     except (OSError, Image.DecompressionBombError) as e:
@@ -351,18 +358,22 @@ def rgb(image: Image.Image) -> Image.Image:
     """``image`` upright (its EXIF orientation), as 3 channels of 8 bits: what the model takes.
 
     A PNG may be RGBA (4 channels), L (1) or P (palette), which ``convert("RGB")`` turns into
-    RGB. A 16-bit grey PNG (mode I;16, or I) or a float TIFF (F, most often 0 to 1) it does
-    not scale but cuts at 255: a 16-bit photo came out white, a 0-to-1 one black. Those are
-    scaled to 8 bits first (an I picture whose values all fit in 8 bits is taken as 8-bit).
+    RGB. A 16-bit grey PNG (mode I;16, or I in Pillow 10) or a float TIFF (F, most often 0 to
+    1) it does not scale but cuts at 255: a 16-bit photo came out white, a 0-to-1 one black.
+    Those are scaled to 8 bits first (a 32-bit integer TIFF, mode I, is taken as 16-bit
+    unless all its values fit in 8).
     """
+    sixteen = image.mode.startswith("I;16") or image.mode == "I" and image.format == "PNG"
     image = upright(image)
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        top = values.max(initial=0)
-        if image.mode == "F":
-            values = values * 255 if top <= 1 else values
-        elif image.mode != "I" or top > 255:
-            values = values / 257                      # 0..65535 -> 0..255
+    if sixteen or image.mode == "I":
+        values = np.asarray(image)
+        if sixteen or values.max(initial=0) > 255:           # 0..65535 -> 0..255, rounded
+            values = (np.clip(values, 0, 65535).astype(np.uint32) * 255 + 32767) // 65535
+        image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        if values.max(initial=0) <= 1:
+            values = values * 255
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
     return image.convert("RGB")
 

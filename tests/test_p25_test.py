@@ -168,18 +168,32 @@ def test_rgb_scales_wide_pictures_to_8_bits():
     assert np.asarray(data.rgb(grey)).tolist() == np.asarray(grey.convert("RGB")).tolist()
 
 
+def test_a_dark_16_bit_png_stays_dark(tmp_path):
+    """All its values below 256 of 65535: black, whichever mode Pillow opens it in (Pillow 10:
+    I, where "fits in 8 bits" would have made it bright; 11 and later: I;16)."""
+    dark = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    Image.fromarray(dark).save(tmp_path / "dark.png")
+    with data.open_picture(tmp_path / "dark.png") as image:
+        assert image.mode in ("I", "I;16")
+        assert np.asarray(data.rgb(image)).max() == 1            # 255 / 257, rounded
+
+
 def test_a_huge_own_picture_is_read_quietly_and_the_guard_put_back(tmp_path, monkeypatch):
     """PIL warns above Image.MAX_IMAGE_PIXELS and refuses above twice it (a 200-megapixel
     phone photo was "not a readable image"); the user's own pictures get a gigapixel. Scaled
     down here: PIL's limit 100 pixels, a 30 x 20 picture."""
     _picture(RED, size=(30, 20)).save(tmp_path / "big.png")
+    # a TIFF checks its size again when its pixels are read (LZW: no strip offsets up front)
+    _picture(RED, size=(30, 20)).save(tmp_path / "big.tif", compression="tiff_lzw")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(Image.DecompressionBombError):
         Image.open(tmp_path / "big.png")
     with warnings.catch_warnings():
         warnings.simplefilter("error")                  # no DecompressionBombWarning either
-        with data.open_picture(tmp_path / "big.png") as image:
-            assert image.size == (30, 20)
+        for name in ("big.png", "big.tif"):
+            with data.open_picture(tmp_path / name) as image:
+                assert image.size == (30, 20)
+                assert np.asarray(data.rgb(image)).shape == (20, 30, 3)   # pixels read
     assert Image.MAX_IMAGE_PIXELS == 100                # PIL's own guard as it was
     monkeypatch.setattr(data, "OWN_PICTURE_MAX_PIXELS", 500)
     with pytest.raises(Image.DecompressionBombError):   # past the gigapixel (here 500)
