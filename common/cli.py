@@ -300,13 +300,20 @@ def image_flags() -> argparse.ArgumentParser:
 
 
 def image_path(image: str, image_folder: Path) -> Path:
-    """``--image``: the file it names from here (a tab-completed path), else the one inside
-    ``--image-folder`` (the default's ``train/ants/...``); neither is one :class:`UserError`."""
+    """``--image``: the file it names from here (a tab-completed path), or the one inside
+    ``--image-folder`` (the default's ``train/ants/...``). Neither, or two different files,
+    is one :class:`UserError`."""
     given = Path(image)
     inside = image_folder / given              # (an absolute --image replaces the folder)
-    if given.is_file() or not inside.exists() and given.exists():
+    if given.is_absolute():
         return given
-    if not given.is_absolute() and not inside.exists():
+    if given.exists() and inside.exists() and not os.path.samefile(given, inside):
+        raise UserError(f"--image {image} names two pictures, {given.resolve()} (from here) "
+                        f"and {inside} (in --image-folder): give the one you mean by its "
+                        "full path")
+    if given.exists():
+        return given
+    if not inside.exists():
         raise UserError(f"image not found: {image}, neither from here ({Path.cwd()}) nor in "
                         f"--image-folder {image_folder}")
     return inside

@@ -74,6 +74,16 @@ def test_image_by_a_path_from_here_or_inside_the_image_folder(tmp_path, monkeypa
     assert p08.main(["--image", "train/ants/x.jpg", *logs]) == 1
     assert capsys.readouterr().err == (f"error: image not found: train/ants/x.jpg, neither from "
                                        f"here ({tmp_path}) nor in --image-folder {folder}\n")
+    # the same name here and in the folder, two different pictures: which one is not guessed
+    (tmp_path / "train/bees").mkdir(parents=True)
+    Image.new("L", (11, 7), 128).save(tmp_path / "train/bees/grey.png")
+    assert p08.main(["--image", "train/bees/grey.png", *logs]) == 1
+    assert capsys.readouterr().err == (
+        f"error: --image train/bees/grey.png names two pictures, {tmp_path}/train/bees/grey.png "
+        f"(from here) and {folder}/train/bees/grey.png (in --image-folder): give the one you "
+        "mean by its full path\n")
+    assert p08.main(["--image", str(tmp_path / "train/bees/grey.png"), *logs]) == 0
+    assert "tensor_img.shape: torch.Size([1, 7, 11])" in capsys.readouterr().out
 
 
 def test_bad_image_is_one_line(tmp_path, capsys):
