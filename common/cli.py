@@ -192,7 +192,8 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
         try:
             value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {kind}, {words}; not {text!r}") from None
+            shown = repr(text) if len(text) <= 30 else _short(text)
+            raise argparse.ArgumentTypeError(f"must be {kind}, {words}; not {shown}") from None
         if cast is int:
             # Python's ints have no end, torch's (int64) do; math.isfinite(10**400) would
             # raise OverflowError, which argparse shows as a traceback.
@@ -201,12 +202,13 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
                                                  f"{INT64_MAX}), {words}; not {_short(text)}")
         # float("nan") and float("inf") parse: neither is a learning rate or a momentum.
         elif not math.isfinite(value):        # inf is "above 0", but no step size
-            raise argparse.ArgumentTypeError(f"must be a finite number, {words}; not {text}")
+            raise argparse.ArgumentTypeError(f"must be a finite number, {words}; not "
+                                             f"{_short(text)}")
         elif abs(value) > FLOAT32_MAX:         # the weights are float32: SGD's step overflows
             raise argparse.ArgumentTypeError(f"must be a number float32 holds (at most "
-                                             f"{FLOAT32_MAX:.4g}), {words}; not {text}")
+                                             f"{FLOAT32_MAX:.4g}), {words}; not {_short(text)}")
         if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
+            raise argparse.ArgumentTypeError(f"must be {words}, not {_short(text)}")
         return value
 
     parse.__name__ = name

@@ -814,8 +814,8 @@ def run(args, argv, given, world, device) -> int:
         unfinished = True
         kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
                 if world.is_main else "rank 0 says what was saved")
-        e.stopped = (f"stopped during epoch {i + 1} of {epochs}: the program reading its "
-                     f"output (a `| head`?) stopped reading; {kept}")
+        e.stopped = (f"stopped {stopped_when(last_checkpoint, i)} epoch {i + 1} of {epochs}: "
+                     f"the program reading its output (a `| head`?) stopped reading; {kept}")
         raise
     except (disk.WriteError, OSError) as e:
         # A checkpoint, TensorBoard's event file or the printed output (redirected to a file)
@@ -843,9 +843,8 @@ def run(args, argv, given, world, device) -> int:
                                     f"{unwritten}") from None
         kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
                 if world.is_main else "rank 0 says what was saved")
-        when = ("after" if last_checkpoint is not None and runs.epoch_of(last_checkpoint) == i
-                else "during")           # (after: stopped once its checkpoint was saved)
-        raise KeyboardInterrupt(f"stopped {when} epoch {i + 1} of {epochs}: {kept}") from None
+        raise KeyboardInterrupt(f"stopped {stopped_when(last_checkpoint, i)} epoch {i + 1} of "
+                                f"{epochs}: {kept}") from None
     except RuntimeError as e:
         if (why := distributed.peer_failure(e)) is None:
             raise
@@ -895,6 +894,13 @@ def run(args, argv, given, world, device) -> int:
                               f"last {last_checkpoint}") from None
         print(f"metrics: {args.metrics}")
     return 0
+
+
+def stopped_when(last_checkpoint: Path | None, i: int) -> str:
+    """``"after"`` epoch ``i`` (0-based) when its checkpoint was saved before the stop, else
+    ``"during"``."""
+    saved = last_checkpoint is not None and runs.epoch_of(last_checkpoint) == i
+    return "after" if saved else "during"
 
 
 def what_was_kept(last_checkpoint: Path | None, kept_args: dict | None, args, given,

@@ -93,6 +93,11 @@ def test_good_values(parse, text, expected):
     (cli.positive_int, "1" + "0" * 400, "must be a whole number torch holds (at most "
                                         f"{2**63 - 1}), 1 or more; not 100000000000...000000 "
                                         "(401 characters)"),
+    # past Python's 4300-digit limit for int(), and a float of 400 digits: shown cut short
+    (cli.positive_int, "1" * 5000, "must be a whole number, 1 or more; not 111111111111...111111 "
+                                   "(5000 characters)"),
+    (cli.positive_float, "1" * 400 + ".5", "must be a finite number, above 0; not "
+                                           "111111111111...1111.5 (402 characters)"),
     # a hundred workers on a laptop: a hundred processes, and the system runs out of memory
     (cli.workers_int, str(cli.CPUS + 1), f"must be 0 to {cli.CPUS} (the CPUs here: each worker "
                                          f"is a process), not {cli.CPUS + 1}"),
