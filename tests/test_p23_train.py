@@ -668,9 +668,13 @@ def test_kill_stops_a_run_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
 
 
-def _ctrl_c_while_saving_epoch_2(monkeypatch, presses):
-    """The learner's Ctrl-C (a real SIGINT, ``presses`` times) once epoch 2's TensorBoard
-    points are written, as its checkpoint is about to be."""
+def _ctrl_c_while_saving_epoch_2(tmp_path, monkeypatch, capsys, presses, epochs, *flags):
+    """p23 on 64 synthetic images, batch 8, ``epochs`` epochs, with the learner's Ctrl-C (a
+    real SIGINT, ``presses`` times) once epoch 2's TensorBoard points are written, as its
+    checkpoint is about to be. Returns (the run's checkpoint folder, stderr's lines)."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    no_launch(monkeypatch)
     real_save, calls = checkpoint.save, []
 
     def save(*args, **kwargs):
@@ -680,8 +684,12 @@ def _ctrl_c_while_saving_epoch_2(monkeypatch, presses):
                 os.kill(os.getpid(), signal.SIGINT)
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "save", save)
-    monkeypatch.setattr(p23, "log_what_it_learned", LOG_WHAT_IT_LEARNED)
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint, "save", save)
+        m.setattr(p23, "log_what_it_learned", LOG_WHAT_IT_LEARNED)
+        assert p23.main(["--fake-data", "--epochs", str(epochs), "--batch-size", "8", *flags,
+                         *_paths(tmp_path)]) == 130
+    return _run_checkpoints(tmp_path), capsys.readouterr().err.splitlines()
 
 
 @pytest.fixture
@@ -697,15 +705,7 @@ def test_ctrl_c_while_an_epoch_is_saved_waits_for_its_checkpoint(tmp_path, monke
     """A stop between an epoch's TensorBoard points and its checkpoint left points that no
     checkpoint goes on from: the resume drew that epoch twice (two test_loss points at step 1).
     Now the checkpoint is written first, then the run stops, and each epoch is drawn once."""
-    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
-    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
-    no_launch(monkeypatch)
-    with monkeypatch.context() as m:
-        _ctrl_c_while_saving_epoch_2(m, presses=1)
-        assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
-                         *_paths(tmp_path)]) == 130
-    ckpt_dir = _run_checkpoints(tmp_path)
-    err = capsys.readouterr().err.splitlines()
+    ckpt_dir, err = _ctrl_c_while_saving_epoch_2(tmp_path, monkeypatch, capsys, 1, 3)
     assert ("finishing epoch 2's TensorBoard points and checkpoint, then stopping (Ctrl-C again "
             "stops at once)") in err
     assert err[-1].startswith("stopped after epoch 2 of 3: gst_1.pth holds epoch 2; go on with: ")
@@ -728,19 +728,12 @@ def test_ctrl_c_while_the_last_epoch_is_saved_says_the_training_is_complete(tmp_
     """Held until the last checkpoint is saved, the stop has nothing left to go on with: a
     go-on line there named a resume that refuses ("has trained 2 epochs, and --epochs 2 asks
     for no more")."""
-    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
-    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
-    no_launch(monkeypatch)
-    with monkeypatch.context() as m:
-        _ctrl_c_while_saving_epoch_2(m, presses=1)
-        assert p23.main(["--fake-data", "--epochs", "2", "--batch-size", "8",
-                         "--metrics", str(tmp_path / "m.json"), *_paths(tmp_path)]) == 130
-    ckpt_dir = _run_checkpoints(tmp_path)
+    metrics = tmp_path / "m.json"
+    ckpt_dir, err = _ctrl_c_while_saving_epoch_2(tmp_path, monkeypatch, capsys, 1, 2,
+                                                 "--metrics", str(metrics))
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth", "gst_1.pth"]
-    err = capsys.readouterr().err.splitlines()
     assert err[-1] == (f"stopped after the last epoch, 2 of 2: the training is complete, "
-                       f"{ckpt_dir / 'gst_1.pth'} holds it (--metrics {tmp_path / 'm.json'} "
-                       "was not written)")
+                       f"{ckpt_dir / 'gst_1.pth'} holds it (--metrics {metrics} was not written)")
     # every epoch trained: the HParams entry is finished (its session_end_info written)
     acc = events(only_run(tmp_path / "run" / "logs", "p23_train"))
     assert "_hparams_/session_end_info" in acc.PluginTagToContent("hparams")
@@ -748,15 +741,7 @@ def test_ctrl_c_while_the_last_epoch_is_saved_says_the_training_is_complete(tmp_
 
 def test_ctrl_c_twice_while_an_epoch_is_saved_stops_at_once(tmp_path, monkeypatch, capsys,
                                                             plain_sigint):
-    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
-    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
-    no_launch(monkeypatch)
-    with monkeypatch.context() as m:
-        _ctrl_c_while_saving_epoch_2(m, presses=2)
-        assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
-                         *_paths(tmp_path)]) == 130
-    ckpt_dir = _run_checkpoints(tmp_path)
-    err = capsys.readouterr().err.splitlines()
+    ckpt_dir, err = _ctrl_c_while_saving_epoch_2(tmp_path, monkeypatch, capsys, 2, 3)
     assert err[-1].startswith("stopped during epoch 2 of 3: gst_0.pth holds epoch 1; go on with: ")
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["gst_0.pth"]     # no temporary file
 
