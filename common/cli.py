@@ -176,6 +176,7 @@ def _which_process() -> str:
 # ``error: argument --epochs: must be 1 or more, not 0``, and exit 2, before any work starts.
 
 FLOAT32_MAX = 3.4028234663852886e38     # torch.finfo(torch.float32).max
+FLOAT32_SMALLEST = 1.401298464324817e-45  # the smallest float32 above 0 (a subnormal)
 INT64_MAX = 2**63 - 1                    # torch.iinfo(torch.int64).max
 
 
@@ -207,6 +208,10 @@ def _checked(cast: Callable[[str], float], ok: Callable[[float], bool], words: s
         elif abs(value) > FLOAT32_MAX:         # the weights are float32: SGD's step overflows
             raise argparse.ArgumentTypeError(f"must be a number float32 holds (at most "
                                              f"{FLOAT32_MAX:.4g}), {words}; not {_short(text)}")
+        elif 0 < abs(value) < FLOAT32_SMALLEST:  # 0 in float32: --lr 1e-50 trained nothing
+            raise argparse.ArgumentTypeError(f"must be a number float32 holds (at least "
+                                             f"{FLOAT32_SMALLEST:.4g}, else it is 0), {words}; "
+                                             f"not {_short(text)}")
         if not ok(value):
             raise argparse.ArgumentTypeError(f"must be {words}, not {_short(text)}")
         return value

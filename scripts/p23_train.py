@@ -814,8 +814,12 @@ def run(args, argv, given, world, device) -> int:
         unfinished = True
         kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
                 if world.is_main else "rank 0 says what was saved")
+        if last_checkpoint is None:      # "run the same command again" would stop here again
+            kept = "no checkpoint was saved, nothing to resume"
         e.stopped = (f"stopped {stopped_when(last_checkpoint, i)} epoch {i + 1} of {epochs}: "
-                     f"the program reading its output (a `| head`?) stopped reading; {kept}")
+                     "the program reading its output (a `| head`?) stopped reading, and a run "
+                     "prints to its end (to keep its output, send it to a file: > train.log); "
+                     f"{kept}")
         raise
     except (disk.WriteError, OSError) as e:
         # A checkpoint, TensorBoard's event file or the printed output (redirected to a file)

@@ -63,7 +63,7 @@ def test_zero_and_minus_one(name, flag, value, capsys):
 
 
 @pytest.mark.parametrize("parse, text, expected", [
-    (cli.positive_int, "3", 3), (cli.workers_int, "0", 0),
+    (cli.positive_int, "3", 3), (cli.workers_int, "0", 0), (cli.positive_float, "1.5e-45", 1.5e-45),
     (cli.workers_int, str(cli.CPUS), cli.CPUS), (cli.timeout_seconds, "604800", 604800.0), (cli.positive_float, "1e-3", 0.001),
     (cli.seed_int, str(2**32 - 1), 2**32 - 1), (cli.momentum_float, "0.9", 0.9),
     (cli.positive_int_or_all, "all", None), (cli.positive_int_or_all, "ALL", None),
@@ -98,6 +98,9 @@ def test_good_values(parse, text, expected):
                                    "(5000 characters)"),
     (cli.positive_float, "1" * 400 + ".5", "must be a finite number, above 0; not "
                                            "111111111111...1111.5 (402 characters)"),
+    # 0 in float32: SGD never moved a weight (p20's running_loss the same every epoch)
+    (cli.positive_float, "1e-50", "must be a number float32 holds (at least 1.401e-45, else it "
+                                  "is 0), above 0; not 1e-50"),
     # a hundred workers on a laptop: a hundred processes, and the system runs out of memory
     (cli.workers_int, str(cli.CPUS + 1), f"must be 0 to {cli.CPUS} (the CPUs here: each worker "
                                          f"is a process), not {cli.CPUS + 1}"),

@@ -779,10 +779,29 @@ def test_output_piped_into_head_stops_the_run_and_says_how_to_go_on(tmp_path, mo
     ckpt_dir = _run_checkpoints(tmp_path)
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("stopped during epoch 2 of 3: the program reading its output (a "
-                              "`| head`?) stopped reading; gst_0.pth holds epoch 1; go on with: ")
+                              "`| head`?) stopped reading, and a run prints to its end (to keep "
+                              "its output, send it to a file: > train.log); gst_0.pth holds "
+                              "epoch 1; go on with: ")
     assert err[-1].endswith(f"--resume {ckpt_dir / 'gst_0.pth'} --logdir {tmp_path / 'run' / 'logs'} "
                             f"--checkpoint-dir {tmp_path / 'run' / 'ckpt'}")
     assert _ckpt_names(ckpt_dir) == ["gst_0.pth"]
+
+
+def test_output_piped_into_head_before_a_checkpoint_says_no_more(tmp_path, monkeypatch, capsys):
+    """`| head -5`: stopped before any checkpoint, "run the same command again" would stop at
+    the same line again."""
+    monkeypatch.setattr(data, "FAKE_TRAIN_SIZE", 64)
+    monkeypatch.setattr(data, "FAKE_TEST_SIZE", 16)
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", _Head(lines=9))
+    assert p23.main(["--fake-data", "--epochs", "3", "--batch-size", "8",
+                     *_paths(tmp_path)]) == 1
+    monkeypatch.undo()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "stopped during epoch 1 of 3: the program reading its output (a `| head`?) stopped "
+        "reading, and a run prints to its end (to keep its output, send it to a file: > "
+        "train.log); no checkpoint was saved, nothing to resume")
+    assert list((tmp_path / "run" / "ckpt" / "p23_train").iterdir()) == []
 
 
 def test_the_printed_resume_command_works_pasted_as_it_is(tmp_path, monkeypatch, capsys):
