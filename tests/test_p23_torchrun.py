@@ -99,7 +99,10 @@ class Launch:
         """Wait until a file matching ``path_glob`` under ``root`` exists; return it."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            found = list(root.glob(path_glob))
+            try:
+                found = list(root.glob(path_glob))
+            except FileNotFoundError:    # (Python 3.11: a folder removed while it was listed)
+                found = []
             if found:
                 return found[0]
             assert self.proc.poll() is None, self.err.read_text()
