@@ -112,6 +112,11 @@ def process_group(w: World, device: torch.device, timeout_s: float = TIMEOUT_S):
         # saved, so cli.entrypoint ends the process at once after its line.
         e.exit_at_once = True
         raise
+    else:
+        # Leave together: with torch 2.6's gloo, a rank 0 that reached destroy_process_group
+        # after its peer had gone hung there for good, its run trained and saved (seen in 3
+        # of 10 restarted launches under load, py-spy in this line).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -75,13 +75,33 @@ def _course_numbers(state, folder: Path, batch_size=64) -> tuple[float, float]:
 
 
 class Launch:
-    """``torchrun ... scripts/p23_train.py ARGS`` in the background, its output in files."""
+    """``torchrun ... scripts/p23_train.py ARGS`` in the background, its output in files.
+    A launch still running when its test ends is killed, workers too (see ``no_leftovers``)."""
+    running: list["Launch"] = []
 
     def __init__(self, tmp_path: Path, *args, torchrun=()):
         self.out, self.err = tmp_path / "out.txt", tmp_path / "err.txt"
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.proc = subprocess.Popen([*TORCHRUN, *torchrun, str(SCRIPT), *map(str, args)],
                                          cwd=tmp_path, stdout=out, stderr=err)
+        Launch.running.append(self)
+
+    def kill(self) -> None:
+        """SIGKILL torchrun and every process under it (its workers have sessions of their
+        own, so no process group reaches them)."""
+        def tree(pid):
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                children = []
+            return [pid, *(p for child in map(int, children) for p in tree(child))]
+
+        for pid in tree(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
 
     def wait(self, timeout=120) -> tuple[int, str, str]:
         rc = self.proc.wait(timeout=timeout)
@@ -108,6 +128,16 @@ class Launch:
             assert self.proc.poll() is None, self.err.read_text()
             time.sleep(0.01)
         raise AssertionError(f"no {path_glob} after {timeout} s")
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """A failed test leaves no torchrun behind: six hung ones once slowed every later test."""
+    yield
+    while Launch.running:
+        launch = Launch.running.pop()
+        if launch.proc.poll() is None:
+            launch.kill()
 
 
 def _printed(out: str, words: str) -> list[float]:
