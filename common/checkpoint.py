@@ -103,7 +103,7 @@ def need_run_fields(obj: dict, path: Path) -> None:
         if key not in obj:
             continue
         value = obj[key]
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        ok = isinstance(value, kinds) and not isinstance(value, bool)    # True is an int too
         if ok and key == "classes":
             ok = all(isinstance(c, str) for c in value)
         elif ok and key == "normalize" and value is not None:

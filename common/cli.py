@@ -311,9 +311,9 @@ def image_path(image: str, image_folder: Path) -> Path:
     ``--image-folder`` (the default's ``train/ants/...``). Neither, or two different files,
     is one :class:`UserError`."""
     given = Path(image)
-    inside = image_folder / given              # (an absolute --image replaces the folder)
     if given.is_absolute():
         return given
+    inside = image_folder / given
     if given.exists() and inside.exists() and not os.path.samefile(given, inside):
         raise UserError(f"--image {image} names two pictures, {given.resolve()} (from here) "
                         f"and {inside} (in --image-folder): give the one you mean by its "

@@ -812,8 +812,7 @@ def run(args, argv, given, world, device) -> int:
         # The printed output goes into a pipe whose reader has stopped (`... | head -20`): the
         # run stops as Ctrl-C stops it, and says so on stderr, which is still open.
         unfinished = True
-        kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
-                if world.is_main else "rank 0 says what was saved")
+        kept = stop_kept(last_checkpoint, kept_args, args, given, world)
         if last_checkpoint is None:      # "run the same command again" would stop here again
             kept = "no checkpoint was saved, nothing to resume"
         e.stopped = (f"stopped {stopped_when(last_checkpoint, i)} epoch {i + 1} of {epochs}: "
@@ -845,16 +844,14 @@ def run(args, argv, given, world, device) -> int:
             raise KeyboardInterrupt(f"stopped after the last epoch, {epochs} of {epochs}: the "
                                     f"training is complete, {last_checkpoint} holds it"
                                     f"{unwritten}") from None
-        kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
-                if world.is_main else "rank 0 says what was saved")
+        kept = stop_kept(last_checkpoint, kept_args, args, given, world)
         raise KeyboardInterrupt(f"stopped {stopped_when(last_checkpoint, i)} epoch {i + 1} of "
                                 f"{epochs}: {kept}") from None
     except RuntimeError as e:
         if (why := distributed.peer_failure(e)) is None:
             raise
         unfinished = True
-        kept = (what_was_kept(last_checkpoint, kept_args, args, given, world)
-                if world.is_main else "rank 0 says what was saved")
+        kept = stop_kept(last_checkpoint, kept_args, args, given, world)
         raise cli.UserError(f"lost contact with the other processes in epoch {i + 1} of "
                             f"{epochs} ({why}): {kept}") from None
     finally:
@@ -905,6 +902,12 @@ def stopped_when(last_checkpoint: Path | None, i: int) -> str:
     ``"during"``."""
     saved = last_checkpoint is not None and runs.epoch_of(last_checkpoint) == i
     return "after" if saved else "during"
+
+
+def stop_kept(last_checkpoint: Path | None, kept_args: dict | None, args, given, world) -> str:
+    """:func:`what_was_kept`, said by rank 0 alone: it alone writes the files."""
+    return (what_was_kept(last_checkpoint, kept_args, args, given, world)
+            if world.is_main else "rank 0 says what was saved")
 
 
 def what_was_kept(last_checkpoint: Path | None, kept_args: dict | None, args, given,
