@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="also time p23 and the bare step with --amp, bf16 autocast "
                              "(default: where the device computes in bf16 natively; on CPUs "
-                             "without AVX-512 or AMX those rows are ten times slower)")
+                             "without AVX-512 BF16 or AMX those rows are 2 to 10 times slower)")
     args = parser.parse_args(argv)
     try:
         device = get_device(args.device)

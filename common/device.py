@@ -41,14 +41,20 @@ def synchronize(device: torch.device) -> None:
 def fast_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively, so bf16 autocast can pay off there.
 
-    CUDA: compute capability 8.0 (Ampere) or newer. CPU: oneDNN's bf16 kernels (AVX-512 or
-    AMX); without them a bf16 convolution falls back to slow reference code.
+    CUDA: compute capability 8.0 (Ampere) or newer. CPU: bf16 instructions, AVX-512 BF16 or
+    AMX. oneDNN also runs bf16 on plain AVX-512 (``torch.ops.mkldnn._is_mkldnn_bf16_supported``
+    says yes there) by converting to fp32 and back, which is slower than fp32 itself: on an
+    Intel Xeon with AVX-512 but no AVX-512 BF16, p23 ``--amp`` trained at half p23's speed.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
-        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        return bool(check()) if check is not None else True
+        checks = [getattr(torch.cpu, name, None)
+                  for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        if all(check is None for check in checks):   # a torch without them: ask oneDNN
+            check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+            return bool(check()) if check is not None else True
+        return any(bool(check()) for check in checks if check is not None)
     return True
 
 

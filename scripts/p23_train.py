@@ -131,9 +131,9 @@ def get_args_parser():
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="train in bfloat16 autocast: the forward pass and the loss in bf16, "
                              "the weights and the SGD step in fp32. It pays only on hardware "
-                             "that computes in bf16 (CUDA GPUs from Ampere on, CPUs with AVX-512 "
-                             "or AMX) and is slower elsewhere; the course trains in fp32. A "
-                             "resumed run keeps its setting; --no-amp turns it off "
+                             "that computes in bf16 (CUDA GPUs from Ampere on, CPUs with "
+                             "AVX-512 BF16 or AMX) and is slower elsewhere; the course trains "
+                             "in fp32. A resumed run keeps its setting; --no-amp turns it off "
                              "(default: off)")
     parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=False,
                         help="on CUDA, record the training step once and replay it as one CUDA "

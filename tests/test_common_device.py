@@ -89,3 +89,44 @@ def test_cpu_and_mps_runs_are_left_as_they_are(device, kernel_settings):
     choose_kernels(torch.device(device), repeatable=True)
     assert torch.backends.cudnn.benchmark is False
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as Linux reports them (None off Linux): the oracle for fast_bf16."""
+    try:
+        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
+@pytest.mark.skipif(_cpu_flags() is None, reason="reads the CPU's flags from /proc/cpuinfo")
+def test_fast_bf16_on_this_cpu_is_whether_it_has_bf16_instructions():
+    flags = _cpu_flags()
+    has_bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)
+    assert device.fast_bf16(torch.device("cpu")) is has_bf16
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, fast", [
+    (False, False, False),   # plain AVX-512: oneDNN emulates bf16, slower than fp32
+    (True, False, True),
+    (False, True, True),
+])
+def test_fast_bf16_needs_bf16_instructions_not_avx512_alone(monkeypatch, avx512_bf16, amx, fast):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16,
+                        raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: True, raising=False)
+    assert device.fast_bf16(torch.device("cpu")) is fast
+
+
+def test_fast_bf16_on_a_torch_without_the_cpu_checks_asks_onednn(monkeypatch):
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    for onednn in (True, False):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn,
+                            raising=False)
+        assert device.fast_bf16(torch.device("cpu")) is onednn
