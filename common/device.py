@@ -55,7 +55,17 @@ def fast_bf16(device: torch.device) -> bool:
             check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
             return bool(check()) if check is not None else True
         return any(bool(check()) for check in checks if check is not None)
-    return True
+    # MPS: PyTorch has no query, and Apple GPUs are reported to train no faster in bf16 than
+    # in fp32 (M1 and M2 emulate it; pytorch/pytorch#139386, huggingface/transformers#40458).
+    return False
+
+
+def need_bf16(device: torch.device) -> None:
+    """Refuse ``--amp`` in one line where autocast would turn itself off with a warning and
+    train in fp32 while the run says bf16: bfloat16 on MPS before macOS 14."""
+    if device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
+        raise UserError("--amp: bfloat16 on mps needs macOS 14 or newer; "
+                        "train without --amp here")
 
 
 def choose_kernels(device: torch.device, repeatable: bool) -> None:

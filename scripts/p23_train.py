@@ -69,7 +69,7 @@ from tqdm import tqdm
 
 from common import checkpoint, cli, data, disk, distributed, figures, runs
 from common import step as common_step
-from common.device import choose_kernels, fast_bf16, get_device, synchronize
+from common.device import choose_kernels, fast_bf16, get_device, need_bf16, synchronize
 from common.model import GST
 from common.writer import (LOG_EVERY, LOG_EVERY_FROM, LOG_POINTS_PER_EPOCH, add_hparams,
                            close, end_hparams, log_interval, need_tensorboard, open_writer)
@@ -601,9 +601,13 @@ def speed_flags(args, given, device, world) -> bool:
         where = device.type + (" under torchrun" if world.launched else "")
         print(f"note: --cuda-graph records CUDA graphs only on CUDA without torchrun: on "
               f"{where} the steps run eagerly, as without it")
+    if args.amp:
+        need_bf16(device)
     if args.amp and not fast_bf16(device):
-        print(f"note: --amp: this {device.type} does not compute in bfloat16 natively, so "
-              "bf16 autocast will be slower here than without --amp")
+        why = ("Apple GPUs are reported to train no faster in bfloat16 (M1 and M2 emulate it)"
+               if device.type == "mps" else
+               f"this {device.type} does not compute in bfloat16 natively")
+        print(f"note: --amp: {why}, so bf16 autocast will be slower here than without --amp")
     return cuda_graph
 
 

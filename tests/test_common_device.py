@@ -130,3 +130,7 @@ def test_fast_bf16_on_a_torch_without_the_cpu_checks_asks_onednn(monkeypatch):
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn,
                             raising=False)
         assert device.fast_bf16(torch.device("cpu")) is onednn
+
+
+def test_fast_bf16_is_false_on_mps_where_bf16_is_reported_no_faster():
+    assert device.fast_bf16(torch.device("mps")) is False

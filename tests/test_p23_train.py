@@ -1,3 +1,4 @@
+import argparse
 import copy
 import errno
 import functools
@@ -20,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import checkpoint, cli, data, paths, writer
+from common import checkpoint, cli, data, distributed, paths, writer
 from common import step as common_step
 from common.device import fast_bf16
 from common.model import CIFAR10_CLASSES, GST
@@ -349,6 +350,32 @@ def test_amp_trains_in_bfloat16_and_learns_as_fp32_does(tmp_path, monkeypatch, c
     assert state["args"]["amp"] is True
     # a resumed run keeps training in bf16: --amp is one of the run's settings
     assert "amp" in p23.RESUMED
+
+
+@pytest.mark.parametrize("macos_14, said", [
+    (False, "error"),   # autocast would warn, turn itself off and train in fp32 under "amp"
+    (True, "note"),     # it runs bf16, reported no faster there than fp32
+])
+def test_amp_on_mps_is_refused_before_macos_14_and_noted_after(monkeypatch, capsys,
+                                                               macos_14, said):
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer",
+                        lambda major, minor: macos_14 or (major, minor) < (14, 0))
+    args = argparse.Namespace(amp=True, cuda_graph=False)
+    mps, one = torch.device("mps"), distributed.World()
+    if said == "error":
+        with pytest.raises(cli.UserError) as e:
+            p23.speed_flags(args, {"amp"}, mps, one)
+        assert str(e.value) == ("--amp: bfloat16 on mps needs macOS 14 or newer; "
+                                "train without --amp here")
+    else:
+        assert p23.speed_flags(args, {"amp"}, mps, one) is False
+        assert capsys.readouterr().out == (
+            "note: --amp: Apple GPUs are reported to train no faster in bfloat16 (M1 and M2 "
+            "emulate it), so bf16 autocast will be slower here than without --amp\n")
+    args.amp = False              # without --amp, neither: macOS is not asked
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", None)
+    assert p23.speed_flags(args, set(), mps, one) is False
+    assert capsys.readouterr().out == ""
 
 
 def test_train_step_with_amp_computes_the_layers_in_bfloat16():
